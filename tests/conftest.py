@@ -1,0 +1,20 @@
+"""Shared fixtures: tiny random Hugging Face checkpoints, written once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from trtllm_mixquant.random_model import write_random_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """Return a function family -> folder of a tiny random checkpoint of that family (cached)."""
+    cache = {}
+
+    def get(family: str = "qwen3", seed: int = 0):
+        if (family, seed) not in cache:
+            cache[family, seed] = write_random_model(tmp_path_factory.mktemp(f"{family}-{seed}"), family, seed=seed)
+        return cache[family, seed]
+
+    return get

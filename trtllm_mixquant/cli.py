@@ -1,0 +1,50 @@
+"""`trtllm-mixquant`: one command with a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+USAGE = """\
+trtllm-mixquant COMMAND [options]
+
+commands:
+  build          build the context (NVFP4/FP8) and generation (BF16) engines; same as `python build.py`
+  random-model   write a randomly initialised Hugging Face model (tests, speed work)
+
+Run `trtllm-mixquant COMMAND --help` for a command's options.
+"""
+
+
+def random_model_main(argv: list[str]) -> int:
+    from trtllm_mixquant.random_model import FAMILIES, SHAPES, write_random_model
+
+    p = argparse.ArgumentParser(prog="trtllm-mixquant random-model",
+                                description="Write a randomly initialised model with a byte-level tokenizer.")
+    p.add_argument("output", help="folder to write")
+    p.add_argument("--family", choices=tuple(FAMILIES), default="qwen3")
+    p.add_argument("--shape", choices=tuple(SHAPES), default="tiny")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    print(write_random_model(args.output, args.family, args.shape, args.seed))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "build":
+        from trtllm_mixquant.builder.cli import main as build_main
+
+        return build_main(rest)
+    if command == "random-model":
+        return random_model_main(rest)
+    print(f"trtllm-mixquant: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""`engine.json`: what an engine folder holds, and the check that two engines can share a KV cache.
+
+Every engine folder written by `build.py` carries a manifest. The runtime, the orchestrator and the
+KV-cache transport read it to refuse pairs of engines that could not hand a request's KV cache to
+each other: a different KV layout, or weights that came from different sources.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+MANIFEST_NAME = "engine.json"
+MANIFEST_VERSION = 1
+
+Phase = Literal["context", "generation"]
+Precision = Literal["nvfp4", "fp8", "bf16"]
+
+
+class ManifestError(ValueError):
+    """An engine folder is missing its manifest or the manifest is malformed."""
+
+
+class EnginePairError(ValueError):
+    """A context engine and a generation engine cannot be paired."""
+
+
+@dataclass(frozen=True)
+class KVCacheLayout:
+    """Shape of the paged KV cache both engines read and write.
+
+    One block holds `block_size` tokens of keys and values for every layer:
+    K and V are each [num_layers, num_blocks, block_size, num_kv_heads, head_dim] in `dtype`.
+    """
+
+    num_layers: int
+    num_kv_heads: int
+    head_dim: int
+    dtype: str = "bfloat16"
+    block_size: int = 32
+
+    def bytes_per_token(self) -> int:
+        itemsize = {"bfloat16": 2, "float16": 2, "float32": 4, "float8_e4m3fn": 1}[self.dtype]
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * itemsize
+
+    def mismatches(self, other: KVCacheLayout) -> list[str]:
+        """Human-readable differences between two layouts (empty when they match)."""
+        return [
+            f"{name}: {getattr(self, name)!r} vs {getattr(other, name)!r}"
+            for name in self.__dataclass_fields__
+            if getattr(self, name) != getattr(other, name)
+        ]
+
+
+@dataclass(frozen=True)
+class EngineManifest:
+    """Contents of one `engine.json`."""
+
+    phase: Phase
+    precision: Precision
+    architecture: str
+    model_type: str
+    checkpoint_format: Literal["hf", "modelopt_hf"]
+    kv_cache: KVCacheLayout
+    max_seq_len: int
+    source_fingerprint: str
+    source_path: str
+    tools: dict[str, str]
+    quantization: dict[str, Any] | None = None
+    created: str = ""
+    version: int = MANIFEST_VERSION
+
+    def write(self, engine_dir: Path) -> Path:
+        path = Path(engine_dir) / MANIFEST_NAME
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, engine_dir: str | Path) -> EngineManifest:
+        path = Path(engine_dir) / MANIFEST_NAME
+        if not path.is_file():
+            raise ManifestError(
+                f"{engine_dir} has no {MANIFEST_NAME}: it is not an engine folder written by build.py. "
+                f"Build one with `python build.py --model HF_FOLDER --output engines/NAME`."
+            )
+        try:
+            data = json.loads(path.read_text())
+            if data.get("version") != MANIFEST_VERSION:
+                raise ManifestError(
+                    f"{path} has manifest version {data.get('version')!r}; this trtllm_mixquant reads "
+                    f"version {MANIFEST_VERSION}. Rebuild the engine with this version of build.py."
+                )
+            data["kv_cache"] = KVCacheLayout(**data["kv_cache"])
+            return cls(**data)
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ManifestError(f"{path} is malformed ({err}). Rebuild the engine with build.py.") from err
+
+
+def check_engine_pair(context: EngineManifest, generation: EngineManifest) -> None:
+    """Raise `EnginePairError` unless `context` can prefill for `generation` to decode."""
+    if context.phase != "context" or generation.phase != "generation":
+        raise EnginePairError(
+            f"expected a context engine and a generation engine, got {context.phase!r} and {generation.phase!r}"
+        )
+    problems = []
+    if context.source_fingerprint != generation.source_fingerprint:
+        problems.append(
+            f"they were built from different weights ({context.source_path} "
+            f"[{context.source_fingerprint[:19]}] vs {generation.source_path} [{generation.source_fingerprint[:19]}])"
+        )
+    if context.architecture != generation.architecture:
+        problems.append(f"architectures differ ({context.architecture} vs {generation.architecture})")
+    layout = context.kv_cache.mismatches(generation.kv_cache)
+    if layout:
+        problems.append("their KV-cache layouts differ (" + "; ".join(layout) + ")")
+    if problems:
+        raise EnginePairError(
+            "the context and generation engines cannot share a KV cache: "
+            + "; ".join(problems)
+            + ". Rebuild both from the same weights with `python build.py --phase both`."
+        )
