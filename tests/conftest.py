@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from trtllm_mixquant.builder.pipeline import BuildOptions, build_engines
 from trtllm_mixquant.random_model import write_random_model
 
 
@@ -16,5 +17,21 @@ def tiny_model_dir(tmp_path_factory):
         if (family, seed) not in cache:
             cache[family, seed] = write_random_model(tmp_path_factory.mktemp(f"{family}-{seed}"), family, seed=seed)
         return cache[family, seed]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_engines(tiny_model_dir, tmp_path_factory):
+    """Return a function (family, precision) -> build.py output folder for that tiny model (cached)."""
+    cache = {}
+
+    def get(family: str = "qwen3", precision: str = "nvfp4"):
+        if (family, precision) not in cache:
+            out = tmp_path_factory.mktemp(f"engines-{family}-{precision}")
+            build_engines(BuildOptions(model=tiny_model_dir(family), output=out, context_precision=precision,
+                                       calib_samples=4, calib_seq_len=64))
+            cache[family, precision] = out
+        return cache[family, precision]
 
     return get

@@ -15,20 +15,9 @@ from trtllm_mixquant.manifest import EngineManifest, EnginePairError, check_engi
 FAMILIES = ["qwen3", "qwen2", "llama"]
 
 
-@pytest.fixture(scope="module")
-def built(tiny_model_dir, tmp_path_factory):
-    """Engines built with --phase both for each family: family -> output folder."""
-    cache = {}
-
-    def get(family: str, precision: str = "nvfp4"):
-        if (family, precision) not in cache:
-            out = tmp_path_factory.mktemp(f"engines-{family}-{precision}")
-            build_engines(BuildOptions(model=tiny_model_dir(family), output=out, context_precision=precision,
-                                       calib_samples=4, calib_seq_len=64))
-            cache[family, precision] = out
-        return cache[family, precision]
-
-    return get
+@pytest.fixture
+def built(tiny_engines):
+    return tiny_engines
 
 
 @pytest.mark.parametrize("family", FAMILIES)

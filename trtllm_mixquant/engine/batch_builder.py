@@ -1,0 +1,74 @@
+"""Turn scheduled chunks into a `StepBatch`, with quantized-phase segments first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from trtllm_mixquant.engine.sequence import Sequence
+from trtllm_mixquant.runtime.batch import StepBatch
+
+
+@dataclass
+class Segment:
+    seq: Sequence
+    start: int  # first position
+    end: int  # one past the last position
+
+
+@dataclass
+class LogitRows:
+    """Which sequences the step's logits rows belong to."""
+
+    next_token: list[Sequence]  # row i -> sequence whose next token it predicts (prompt done or decoding)
+    scored: list[tuple[Sequence, int]]  # score(): (sequence, position) of the following rows
+
+
+def split_chunks(chunks: list[tuple[Sequence, int]]) -> list[Segment]:
+    """Cut each chunk at its sequence's `quantized_until`; quantized segments come first."""
+    quantized, precise = [], []
+    for seq, n in chunks:
+        start, end, cut = seq.num_computed, seq.num_computed + n, seq.quantized_until
+        if start < cut:
+            quantized.append(Segment(seq, start, min(end, cut)))
+        if end > cut:
+            precise.append(Segment(seq, max(start, cut), end))
+    return quantized + precise
+
+
+def build_step(chunks: list[tuple[Sequence, int]], block_size: int) -> tuple[StepBatch, LogitRows]:
+    segments = split_chunks(chunks)
+    ids, positions, slots, query_start, context_lens, tables = [], [], [], [0], [], []
+    next_rows, score_rows = [], []
+    num_quantized = 0
+    for seg in segments:
+        row0 = query_start[-1]
+        pos = list(range(seg.start, seg.end))
+        ids += seg.seq.token_ids[seg.start:seg.end]
+        positions += pos
+        slots += [seg.seq.block_table[p // block_size] * block_size + p % block_size for p in pos]
+        query_start.append(row0 + len(pos))
+        context_lens.append(seg.end)
+        tables.append(seg.seq.block_table)
+        if seg.start < seg.seq.quantized_until:
+            num_quantized += len(pos)
+        if seg.seq.logits_positions is not None:
+            lo, hi = seg.seq.logits_positions
+            score_rows += [(row0 + p - seg.start, seg.seq, p) for p in pos if lo <= p < hi]
+        elif seg.end == len(seg.seq):
+            next_rows.append((row0 + len(pos) - 1, seg.seq))
+    width = max(len(t) for t in tables)
+    batch = StepBatch(
+        input_ids=torch.tensor(ids, dtype=torch.long),
+        positions=torch.tensor(positions, dtype=torch.long),
+        slot_mapping=torch.tensor(slots, dtype=torch.long),
+        num_quantized=num_quantized,
+        query_start=torch.tensor(query_start, dtype=torch.long),
+        context_lens=torch.tensor(context_lens, dtype=torch.long),
+        block_tables=torch.tensor([t + [0] * (width - len(t)) for t in tables], dtype=torch.long),
+        max_query_len=max(s.end - s.start for s in segments),
+        max_context_len=max(context_lens),
+        logits_indices=torch.tensor([r for r, _ in next_rows] + [r for r, _, _ in score_rows], dtype=torch.long),
+    )
+    return batch, LogitRows([s for _, s in next_rows], [(s, p) for _, s, p in score_rows])

@@ -1,0 +1,90 @@
+"""KV-cache block allocation with reference counts and a prefix cache.
+
+A full block is registered under a hash of (previous block's hash, its tokens, how many of its
+tokens were computed with the quantized weights), so a later request with the same prefix under
+the same phase rule reuses its KV instead of prefilling it again. Freed blocks keep their contents
+until they are handed out again (least recently freed first).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from trtllm_mixquant.engine.sequence import Sequence
+
+
+class BlockManager:
+    def __init__(self, num_blocks: int, block_size: int):
+        self.num_blocks, self.block_size = num_blocks, block_size
+        self.ref_count = [0] * num_blocks
+        self.block_hash: list[int | None] = [None] * num_blocks
+        self.cached: dict[int, int] = {}  # hash -> block
+        self.free: OrderedDict[int, None] = OrderedDict.fromkeys(range(num_blocks))
+        self.registered: dict[int, tuple[int, int | None]] = {}  # seq id -> (full blocks hashed, last hash)
+
+    @property
+    def num_free(self) -> int:
+        return len(self.free)
+
+    def _hash(self, seq: Sequence, index: int, prev: int | None) -> int:
+        start = index * self.block_size
+        quantized = min(max(seq.quantized_until - start, 0), self.block_size)
+        return hash((prev, tuple(seq.token_ids[start:start + self.block_size]), quantized))
+
+    def _take(self, block: int) -> int:
+        if block in self.free:
+            del self.free[block]
+        self.ref_count[block] += 1
+        return block
+
+    def match_prefix(self, seq: Sequence) -> None:
+        """Attach the cached blocks that hold the longest prefix of `seq` (never its last prompt token)."""
+        prev = None
+        for index in range((seq.num_prompt_tokens - 1) // self.block_size):
+            digest = self._hash(seq, index, prev)
+            if digest not in self.cached:
+                break
+            seq.block_table.append(self._take(self.cached[digest]))
+            prev = digest
+        seq.num_computed = seq.num_cached_prompt = len(seq.block_table) * self.block_size
+        self.registered[seq.id] = (len(seq.block_table), prev)
+
+    def blocks_needed(self, seq: Sequence, num_new_tokens: int) -> int:
+        total = -(-(seq.num_computed + num_new_tokens) // self.block_size)
+        return max(total - len(seq.block_table), 0)
+
+    def allocate(self, seq: Sequence, num_new_tokens: int) -> bool:
+        """Give `seq` blocks for `num_new_tokens` more tokens; False (nothing changed) if too few are free."""
+        needed = self.blocks_needed(seq, num_new_tokens)
+        if needed > len(self.free):
+            return False
+        for _ in range(needed):
+            block, _ = self.free.popitem(last=False)
+            if self.block_hash[block] is not None:
+                self.cached.pop(self.block_hash[block], None)
+                self.block_hash[block] = None
+            self.ref_count[block] = 1
+            seq.block_table.append(block)
+        return True
+
+    def register_full_blocks(self, seq: Sequence) -> None:
+        """Hash the blocks of `seq` that became full of computed KV since the last call."""
+        done, prev = self.registered.get(seq.id, (0, None))
+        full = seq.num_computed // self.block_size
+        for index in range(done, full):
+            prev = self._hash(seq, index, prev)
+            block = seq.block_table[index]
+            if prev not in self.cached:
+                self.cached[prev] = block
+                self.block_hash[block] = prev
+        self.registered[seq.id] = (full, prev)
+
+    def release(self, seq: Sequence) -> None:
+        """Drop `seq`'s references; unreferenced blocks become free (their cached KV stays reusable)."""
+        for block in reversed(seq.block_table):
+            self.ref_count[block] -= 1
+            if self.ref_count[block] == 0:
+                self.free[block] = None
+        seq.block_table = []
+        seq.num_computed = 0
+        self.registered.pop(seq.id, None)

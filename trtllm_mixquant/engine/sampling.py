@@ -1,0 +1,65 @@
+"""Sampling parameters and the batched sampler (greedy, temperature, top-k, top-p, per-request seed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class SamplingParams:
+    """How to pick tokens and when to stop, for one request (OpenAI-style names)."""
+
+    max_tokens: int = 64
+    temperature: float = 0.0  # 0 means greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 means no top-k filter
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    stop_token_ids: list[int] = field(default_factory=list)
+    ignore_eos: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.stop, str):
+            self.stop = [self.stop]
+        problems = []
+        if self.max_tokens < 1:
+            problems.append(f"max_tokens must be at least 1 (got {self.max_tokens})")
+        if self.temperature < 0:
+            problems.append(f"temperature must be >= 0 (got {self.temperature})")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1] (got {self.top_p})")
+        if self.top_k < 0:
+            problems.append(f"top_k must be >= 0 (got {self.top_k})")
+        if problems:
+            raise ValueError("invalid sampling parameters: " + "; ".join(problems))
+
+
+def sample(logits: torch.Tensor, params: list[SamplingParams], generators: list[torch.Generator | None]) -> torch.Tensor:
+    """Pick one token per row of logits [B, V] (fp32). Returns [B] int64 token ids.
+
+    Rows with temperature 0 take the argmax. Sampled rows draw one uniform number each from their
+    request's generator (so a seeded request is reproducible whatever it is batched with) and
+    invert the filtered distribution's CDF.
+    """
+    greedy = logits.argmax(dim=-1)
+    sampled_rows = [i for i, p in enumerate(params) if p.temperature > 0]
+    if not sampled_rows:
+        return greedy
+    rows = torch.tensor(sampled_rows, device=logits.device)
+    temps = torch.tensor([params[i].temperature for i in sampled_rows], device=logits.device)
+    probs = torch.softmax(logits[rows] / temps[:, None], dim=-1)
+    probs_sorted, order = probs.sort(dim=-1, descending=True)
+    rank = torch.arange(probs.shape[-1], device=logits.device)
+    top_k = torch.tensor([params[i].top_k or probs.shape[-1] for i in sampled_rows], device=logits.device)
+    top_p = torch.tensor([params[i].top_p for i in sampled_rows], device=logits.device)
+    mass_before = probs_sorted.cumsum(-1) - probs_sorted
+    keep = (rank < top_k[:, None]) & (mass_before < top_p[:, None])
+    probs_sorted = torch.where(keep, probs_sorted, 0.0)
+    cdf = probs_sorted.cumsum(-1)
+    uniform = torch.stack([torch.rand((), generator=generators[i]) for i in sampled_rows]).to(logits.device)
+    pick = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None]).clamp_max(probs.shape[-1] - 1)
+    out = greedy.clone()
+    out[rows] = order.gather(1, pick).squeeze(1)
+    return out

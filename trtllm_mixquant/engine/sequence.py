@@ -1,0 +1,64 @@
+"""`Sequence`: one request's tokens, KV blocks and progress through prefill and decode."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from enum import Enum
+
+import torch
+
+from trtllm_mixquant.engine.sampling import SamplingParams
+
+_ids = itertools.count()
+
+
+class Status(Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+@dataclass(eq=False)
+class Sequence:
+    """Prompt plus generated tokens.
+
+    `quantized_until` is the position before which tokens go through the quantized weights (the
+    Mix-Quant phase rule): `len(prompt) - k` in mixquant mode, 0 in bf16 mode, and "everything" in
+    quantized mode. `num_computed` tokens already have KV in the cache.
+    """
+
+    token_ids: list[int]
+    params: SamplingParams
+    quantized_until: int
+    num_prompt_tokens: int = 0
+    logits_positions: tuple[int, int] | None = None  # score(): positions whose logits are kept
+    id: int = field(default_factory=lambda: next(_ids))
+    status: Status = Status.WAITING
+    num_computed: int = 0
+    num_cached_prompt: int = 0  # prompt tokens served from the prefix cache
+    block_table: list[int] = field(default_factory=list)
+    finish_reason: str | None = None
+    generator: torch.Generator | None = None
+    output_text: str = ""
+    token_logprobs: list[float] = field(default_factory=list)  # score(): one per scored position
+
+    def __post_init__(self):
+        self.num_prompt_tokens = self.num_prompt_tokens or len(self.token_ids)
+        if self.params.seed is not None:
+            self.generator = torch.Generator().manual_seed(self.params.seed)
+        elif self.params.temperature > 0:
+            self.generator = torch.Generator()
+            self.generator.seed()
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def output_ids(self) -> list[int]:
+        return self.token_ids[self.num_prompt_tokens:]
+
+    @property
+    def num_pending(self) -> int:
+        """Tokens whose KV is not computed yet."""
+        return len(self.token_ids) - self.num_computed

@@ -1,0 +1,48 @@
+"""Attention over the paged KV cache, vectorised over segments (no Python loop over sequences).
+
+Reference implementation on top of `scaled_dot_product_attention`: each segment's keys and values
+are gathered from its blocks into a padded [S, max_context_len] tensor and masked. A whole-prompt
+prefill of a single sequence (the long-prompt case) skips the gather and uses the causal kernel.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from trtllm_mixquant.runtime.batch import StepBatch
+
+
+def write_kv(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+             slot_mapping: torch.Tensor) -> None:
+    """Store k, v [T, Hkv, D] into the caches [num_slots, Hkv, D] at `slot_mapping` [T]."""
+    k_cache.index_copy_(0, slot_mapping, k.to(k_cache.dtype))
+    v_cache.index_copy_(0, slot_mapping, v.to(v_cache.dtype))
+
+
+def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor,
+                    v_cache: torch.Tensor, batch: StepBatch, block_size: int, scale: float) -> torch.Tensor:
+    """Causal attention of this step's q [T, H, D] over each sequence's cached keys and values.
+
+    k, v [T, Hkv, D] are this step's keys and values, already written to the caches.
+    Returns [T, H, D].
+    """
+    if batch.block_tables.shape[0] == 1 and batch.max_query_len == batch.max_context_len:
+        out = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
+                                             is_causal=True, scale=scale, enable_gqa=True)
+        return out.transpose(0, 1)
+    device = q.device
+    kv_pos = torch.arange(batch.max_context_len, device=device)  # [L]
+    slots = batch.block_tables[:, kv_pos // block_size] * block_size + kv_pos % block_size  # [S, L]
+    keys, values = k_cache[slots].to(q.dtype), v_cache[slots].to(q.dtype)  # [S, L, Hkv, D]
+
+    q_len = batch.query_start[1:] - batch.query_start[:-1]  # [S]
+    j = torch.arange(batch.max_query_len, device=device)  # [Q]
+    q_valid = j < q_len[:, None]  # [S, Q]
+    rows = torch.where(q_valid, batch.query_start[:-1, None] + j, 0)
+    q_pos = (batch.context_lens - q_len)[:, None] + j  # [S, Q] absolute positions
+    mask = (kv_pos <= q_pos[:, :, None]) & (kv_pos < batch.context_lens[:, None, None])  # [S, Q, L]
+    out = F.scaled_dot_product_attention(
+        q[rows].transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2),
+        attn_mask=mask[:, None], scale=scale, enable_gqa=True)  # [S, H, Q, D]
+    return out.transpose(1, 2)[q_valid]

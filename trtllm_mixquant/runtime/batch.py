@@ -1,0 +1,36 @@
+"""`StepBatch`: everything one forward step needs, passed explicitly (no global forward context).
+
+The step's tokens are laid out in segments: a segment is a run of consecutive tokens of one
+sequence. Segments whose tokens are prefilled with the quantized (context-engine) weights come
+first, so the first `num_quantized` token rows go through the quantized GEMMs and the rest through
+the BF16 ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class StepBatch:
+    input_ids: torch.Tensor  # [T] int64
+    positions: torch.Tensor  # [T] int64, position of each token in its sequence
+    slot_mapping: torch.Tensor  # [T] int64, KV-cache slot (block * block_size + offset) each token writes
+    num_quantized: int  # tokens [0, num_quantized) use the quantized weights
+    query_start: torch.Tensor  # [S + 1] int64, segment s owns token rows query_start[s]:query_start[s+1]
+    context_lens: torch.Tensor  # [S] int64, tokens of KV the segment's sequence holds after this step
+    block_tables: torch.Tensor  # [S, max_blocks] int64, KV blocks of each segment's sequence (0-padded)
+    max_query_len: int
+    max_context_len: int
+    logits_indices: torch.Tensor  # [R] int64, token rows whose logits are wanted
+
+    @property
+    def num_tokens(self) -> int:
+        return self.input_ids.shape[0]
+
+    def to(self, device: torch.device) -> StepBatch:
+        fields = {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+                  for k, v in self.__dict__.items()}
+        return StepBatch(**fields)

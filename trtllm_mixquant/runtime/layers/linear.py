@@ -1,0 +1,42 @@
+"""The phase-aware linear layer: quantized GEMMs for prefill tokens, BF16 GEMMs for the rest.
+
+A `Linear` holds up to two kernels for the same projection: `precise` (the generation engine's
+BF16 weights) and `quantized` (the context engine's NVFP4 or FP8 weights). The step's first
+`num_quantized` token rows go through `quantized`, the others through `precise`; the phase is data
+carried by the batch, not a global switch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class DenseLinear(torch.nn.Module):
+    """Unquantized y = x W^T + b, in the weight's dtype."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight, requires_grad=False)
+        self.bias = None if bias is None else torch.nn.Parameter(bias, requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class Linear(torch.nn.Module):
+    """One projection with a `precise` kernel and optionally a `quantized` one."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool):
+        super().__init__()
+        self.in_features, self.out_features, self.has_bias = in_features, out_features, bias
+        self.precise: torch.nn.Module | None = None
+        self.quantized: torch.nn.Module | None = None
+
+    def forward(self, x: torch.Tensor, num_quantized: int) -> torch.Tensor:
+        """x [T, in] -> [T, out]; rows [0, num_quantized) through the quantized kernel."""
+        if num_quantized == 0:
+            return self.precise(x)
+        if num_quantized == x.shape[0]:
+            return self.quantized(x)
+        return torch.cat([self.quantized(x[:num_quantized]), self.precise(x[num_quantized:])])

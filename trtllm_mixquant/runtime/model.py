@@ -1,0 +1,98 @@
+"""Decoder-only transformer for the Qwen3, Qwen2/2.5 and Llama 3 families.
+
+Module names follow Hugging Face (`model.layers.N.self_attn.q_proj`, ...) so checkpoints load by
+name. The forward works on a flat [T] token batch with a paged KV cache (see `StepBatch`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from trtllm_mixquant.runtime.attention import paged_attention, write_kv
+from trtllm_mixquant.runtime.batch import StepBatch
+from trtllm_mixquant.runtime.config import ModelConfig
+from trtllm_mixquant.runtime.kv_cache import KVCache
+from trtllm_mixquant.runtime.layers.linear import Linear
+from trtllm_mixquant.runtime.layers.norm import RMSNorm
+from trtllm_mixquant.runtime.layers.rotary import RotaryEmbedding
+
+
+class Attention(torch.nn.Module):
+    def __init__(self, cfg: ModelConfig, rotary: RotaryEmbedding):
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        q_dim, kv_dim = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+        self.q_proj = Linear(cfg.hidden_size, q_dim, cfg.qkv_bias)
+        self.k_proj = Linear(cfg.hidden_size, kv_dim, cfg.qkv_bias)
+        self.v_proj = Linear(cfg.hidden_size, kv_dim, cfg.qkv_bias)
+        self.o_proj = Linear(q_dim, cfg.hidden_size, False)
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps)
+            self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps)
+        self.rotary = rotary
+
+    def forward(self, x: torch.Tensor, batch: StepBatch, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                block_size: int) -> torch.Tensor:
+        t, nq = x.shape[0], batch.num_quantized
+        q = self.q_proj(x, nq).view(t, self.num_heads, self.head_dim)
+        k = self.k_proj(x, nq).view(t, self.num_kv_heads, self.head_dim)
+        v = self.v_proj(x, nq).view(t, self.num_kv_heads, self.head_dim)
+        if hasattr(self, "q_norm"):
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = self.rotary(batch.positions, q, k)
+        write_kv(k_cache, v_cache, k, v, batch.slot_mapping)
+        out = paged_attention(q, k, v, k_cache, v_cache, batch, block_size, self.head_dim ** -0.5)
+        return self.o_proj(out.reshape(t, -1), nq)
+
+
+class MLP(torch.nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.gate_proj = Linear(cfg.hidden_size, cfg.intermediate_size, False)
+        self.up_proj = Linear(cfg.hidden_size, cfg.intermediate_size, False)
+        self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size, False)
+
+    def forward(self, x: torch.Tensor, num_quantized: int) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x, num_quantized)) * self.up_proj(x, num_quantized), num_quantized)
+
+
+class DecoderLayer(torch.nn.Module):
+    def __init__(self, cfg: ModelConfig, rotary: RotaryEmbedding):
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.self_attn = Attention(cfg, rotary)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor, batch: StepBatch, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                block_size: int) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), batch, k_cache, v_cache, block_size)
+        return x + self.mlp(self.post_attention_layernorm(x), batch.num_quantized)
+
+
+class DecoderModel(torch.nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        rotary = RotaryEmbedding(cfg.head_dim, cfg.max_position_embeddings, cfg.rope_theta, cfg.rope_scaling)
+        self.embed_tokens = torch.nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = torch.nn.ModuleList(DecoderLayer(cfg, rotary) for _ in range(cfg.num_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+
+
+class CausalLM(torch.nn.Module):
+    """Embeddings, decoder layers over the paged KV cache, final norm and LM head."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.model = DecoderModel(cfg)
+        self.lm_head = torch.nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+
+    def forward(self, batch: StepBatch, kv_cache: KVCache) -> torch.Tensor:
+        """Returns logits [R, vocab] (fp32) for the token rows `batch.logits_indices`."""
+        x = self.model.embed_tokens(batch.input_ids)
+        for i, layer in enumerate(self.model.layers):
+            x = layer(x, batch, kv_cache.k[i], kv_cache.v[i], kv_cache.layout.block_size)
+        x = self.model.norm(x[batch.logits_indices])
+        return self.lm_head(x).float()
