@@ -10,6 +10,8 @@ trtllm-mixquant COMMAND [options]
 
 commands:
   build          build the context (NVFP4/FP8) and generation (BF16) engines; same as `python build.py`
+  generate       complete prompts offline (quantized prefill, BF16 decode)
+  chat           interactive multi-turn chat
   random-model   write a randomly initialised Hugging Face model (tests, speed work)
 
 Run `trtllm-mixquant COMMAND --help` for a command's options.
@@ -40,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         from trtllm_mixquant.builder.cli import main as build_main
 
         return build_main(rest)
+    if command in ("generate", "chat"):
+        from trtllm_mixquant import generate_cli
+
+        return (generate_cli.generate_main if command == "generate" else generate_cli.chat_main)(rest)
     if command == "random-model":
         return random_model_main(rest)
     print(f"trtllm-mixquant: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

@@ -1,0 +1,29 @@
+"""`trtllm-mixquant generate` and `chat` on a tiny engine."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from trtllm_mixquant.cli import main
+
+
+def test_generate_prints_one_completion_per_prompt(tiny_engines, capsys):
+    assert main(["generate", str(tiny_engines("qwen3")), "--prompt", "a", "--prompt", "b", "--max-tokens", "3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) >= 2
+
+
+def test_chat_is_multi_turn(tiny_engines, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("hi\nagain\n/exit\n"))
+    assert main(["chat", str(tiny_engines("qwen3")), "--max-tokens", "3"]) == 0
+    assert capsys.readouterr().out.count("assistant> ") == 2
+
+
+def test_missing_engine_dir_says_how_to_build(tmp_path):
+    with pytest.raises(SystemExit, match="build engines first"):
+        main(["generate", str(tmp_path / "nope"), "--prompt", "a"])
+
+
+def test_unknown_command_fails():
+    assert main(["frobnicate"]) == 2
