@@ -38,7 +38,7 @@ def llms(engines):
 def test_score_matches_reference_phase_rule(tiny_engines, mode, quantized_rows, precision):
     engines = tiny_engines("qwen3", precision)
     llm = LLM(engines, mode=mode, dtype=torch.float32)
-    prompt, cont = llm._tokens("the tool returned 42 and then"), llm._tokens(" the answer is 42.")
+    prompt, cont = llm.tokens("the tool returned 42 and then"), llm.tokens(" the answer is 42.")
     ours = torch.tensor(llm.score(prompt, cont))
     ref = reference_logprobs(hf_model(engines / "generation"), engines / "context", prompt, cont,
                              quantized_rows(len(prompt)))
@@ -55,7 +55,7 @@ def test_modes_differ_so_the_reference_test_can_fail(llms):
 @pytest.mark.parametrize("k", [1, 3])
 def test_mixquant_greedy_matches_reference(engines, llms, k):
     llm = llms("mixquant", num_precise_prompt_tokens=k)
-    prompt = llm._tokens(PROMPTS[1])
+    prompt = llm.tokens(PROMPTS[1])
     ref = reference_greedy(hf_model(engines / "generation"), engines / "context", prompt, 6, len(prompt) - k)
     assert llm.generate(prompt, GREEDY)[0].token_ids == ref
 
@@ -117,7 +117,7 @@ def test_chat_uses_the_chat_template(llms):
     messages = [{"role": "user", "content": "hi"}]
     out = llm.chat(messages, params=GREEDY)
     prompt = llm.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    assert out.prompt_token_ids == llm._tokens(prompt)
+    assert out.prompt_token_ids == llm.tokens(prompt)
     assert out.token_ids == llm.generate(prompt, GREEDY)[0].token_ids
 
 

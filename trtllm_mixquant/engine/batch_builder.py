@@ -38,31 +38,33 @@ def split_chunks(chunks: list[tuple[Sequence, int]]) -> list[Segment]:
 
 
 def build_step(chunks: list[tuple[Sequence, int]], block_size: int) -> tuple[StepBatch, LogitRows]:
+    """Host-side batch preparation: one small group of tensor ops per segment, none per token."""
     segments = split_chunks(chunks)
     ids, positions, slots, query_start, context_lens, tables = [], [], [], [0], [], []
     next_rows, score_rows = [], []
     num_quantized = 0
     for seg in segments:
-        row0 = query_start[-1]
-        pos = list(range(seg.start, seg.end))
-        ids += seg.seq.token_ids[seg.start:seg.end]
-        positions += pos
-        slots += [seg.seq.block_table[p // block_size] * block_size + p % block_size for p in pos]
-        query_start.append(row0 + len(pos))
+        row0, n = query_start[-1], seg.end - seg.start
+        pos = torch.arange(seg.start, seg.end)
+        table = torch.tensor(seg.seq.block_table, dtype=torch.long)
+        ids.append(torch.tensor(seg.seq.token_ids[seg.start:seg.end], dtype=torch.long))
+        positions.append(pos)
+        slots.append(table[pos // block_size] * block_size + pos % block_size)
+        query_start.append(row0 + n)
         context_lens.append(seg.end)
         tables.append(seg.seq.block_table)
         if seg.start < seg.seq.quantized_until:
-            num_quantized += len(pos)
+            num_quantized += n
         if seg.seq.logits_positions is not None:
-            lo, hi = seg.seq.logits_positions
-            score_rows += [(row0 + p - seg.start, seg.seq, p) for p in pos if lo <= p < hi]
-        elif seg.end == len(seg.seq):
-            next_rows.append((row0 + len(pos) - 1, seg.seq))
+            lo, hi = max(seg.seq.logits_positions[0], seg.start), min(seg.seq.logits_positions[1], seg.end)
+            score_rows += [(row0 + p - seg.start, seg.seq, p) for p in range(lo, hi)]
+        elif seg.end == len(seg.seq) and not seg.seq.stops_after_prefill:
+            next_rows.append((row0 + n - 1, seg.seq))
     width = max(len(t) for t in tables)
     batch = StepBatch(
-        input_ids=torch.tensor(ids, dtype=torch.long),
-        positions=torch.tensor(positions, dtype=torch.long),
-        slot_mapping=torch.tensor(slots, dtype=torch.long),
+        input_ids=torch.cat(ids),
+        positions=torch.cat(positions),
+        slot_mapping=torch.cat(slots),
         num_quantized=num_quantized,
         query_start=torch.tensor(query_start, dtype=torch.long),
         context_lens=torch.tensor(context_lens, dtype=torch.long),

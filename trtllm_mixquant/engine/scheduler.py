@@ -67,7 +67,9 @@ class Scheduler:
         seq.status = Status.WAITING
         self.waiting.appendleft(seq)
 
-    def finish(self, seq: Sequence, reason: str) -> None:
+    def finish(self, seq: Sequence, reason: str, keep_blocks: bool = False) -> None:
+        """Retire a running sequence; `keep_blocks` leaves its KV allocated (to be sent elsewhere)."""
         seq.status, seq.finish_reason = Status.FINISHED, reason
         self.running.remove(seq)
-        self.blocks.release(seq)
+        if not keep_blocks:
+            self.blocks.release(seq)

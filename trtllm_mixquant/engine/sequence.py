@@ -33,6 +33,7 @@ class Sequence:
     quantized_until: int
     num_prompt_tokens: int = 0
     logits_positions: tuple[int, int] | None = None  # score(): positions whose logits are kept
+    stops_after_prefill: bool = False  # score() and context workers: no token is generated
     id: int = field(default_factory=lambda: next(_ids))
     status: Status = Status.WAITING
     num_computed: int = 0
