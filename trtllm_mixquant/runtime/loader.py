@@ -48,29 +48,32 @@ def read_config(folder: str | Path) -> ModelConfig:
     return ModelConfig.from_hf(json.loads((Path(folder) / "config.json").read_text()))
 
 
-def load_causal_lm(precise_dir: str | Path, quantized_dir: str | Path | None = None,
+def load_causal_lm(base_dir: str | Path, quantized_dir: str | Path | None = None,
                    dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "cpu",
-                   quantized_kernel=None) -> CausalLM:
-    """Build the model; `quantized_kernel(reader, prefix, dtype, device)` makes quantized kernels."""
-    cfg = read_config(precise_dir)
+                   quantized_kernel=None, precise: bool = True) -> CausalLM:
+    """Build the model from `base_dir` (embeddings, norms, LM head and, if `precise`, the BF16
+    projections); `quantized_kernel(reader, prefix, dtype, device)` makes the quantized projections
+    from `quantized_dir`. A context worker loads only the quantized ones (base_dir = quantized_dir)."""
+    cfg = read_config(base_dir)
     with torch.device(device):
         model = CausalLM(cfg).to(dtype)
-    precise = TensorReader(Path(precise_dir))
+    base = TensorReader(Path(base_dir))
     quantized = TensorReader(Path(quantized_dir)) if quantized_dir else None
     for name, module in model.named_modules():
         if isinstance(module, Linear):
-            bias = precise.get(f"{name}.bias").to(device, dtype) if module.has_bias else None
-            module.precise = DenseLinear(precise.get(f"{name}.weight").to(device, dtype), bias)
+            if precise:
+                bias = base.get(f"{name}.bias").to(device, dtype) if module.has_bias else None
+                module.precise = DenseLinear(base.get(f"{name}.weight").to(device, dtype), bias)
             if quantized is not None:
                 module.quantized = quantized_kernel(quantized, name, dtype, device)
     for name, param in model.named_parameters():
         if ".precise." in name or ".quantized." in name:
             continue
-        if name == "lm_head.weight" and name not in precise:
+        if name == "lm_head.weight" and name not in base:
             source = "model.embed_tokens.weight"  # tied embeddings
         else:
             source = name
-        tensor = precise.get(source)
+        tensor = base.get(source)
         if tensor.shape != param.shape:
             raise CheckpointError(f"{name}: checkpoint has shape {tuple(tensor.shape)}, model expects {tuple(param.shape)}")
         with torch.no_grad():

@@ -1,0 +1,69 @@
+"""NIXL KV transfer between two in-process agents (real UCX transport over host memory)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from trtllm_mixquant.disagg.kv_transfer import KVLayoutError, NixlKVTransfer, block_runs
+from trtllm_mixquant.manifest import KVCacheLayout
+from trtllm_mixquant.runtime.kv_cache import KVCache
+
+pytest.importorskip("nixl")
+LAYOUT = KVCacheLayout(num_layers=3, num_kv_heads=2, head_dim=8, block_size=4)
+
+
+def test_block_runs_coalesce_consecutive_pairs():
+    assert block_runs([3, 4, 5, 9, 10], [7, 8, 2, 3, 4]) == [(3, 7, 2), (5, 2, 1), (9, 3, 2)]
+
+
+def wait(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.001)
+    raise TimeoutError
+
+
+def test_blocks_land_in_the_reserved_blocks_only():
+    src_kv = KVCache(LAYOUT, 12, torch.device("cpu"), torch.bfloat16)
+    dst_kv = KVCache(LAYOUT, 10, torch.device("cpu"), torch.bfloat16)
+    src_kv.k_blocks.normal_()
+    src_kv.v_blocks.normal_()
+    before = dst_kv.k_blocks.clone()
+    sender, receiver = NixlKVTransfer("tx", src_kv), NixlKVTransfer("rx", dst_kv)
+    sender.connect(receiver.info)
+    receiver.connect(sender.info)
+    src, dst = [2, 3, 4, 8], [6, 7, 1, 0]
+    nbytes = sender.send("req-1", src, "rx", dst)
+    assert wait(sender.poll_sent) == [("req-1", True)]
+    assert wait(receiver.poll_received) == ["req-1"]
+    assert nbytes == 2 * 3 * 4 * (4 * 2 * 8 * 2)
+    for s, d in zip(src, dst):
+        assert torch.equal(dst_kv.k_blocks[:, d], src_kv.k_blocks[:, s])
+        assert torch.equal(dst_kv.v_blocks[:, d], src_kv.v_blocks[:, s])
+    untouched = [b for b in range(10) if b not in dst]
+    assert torch.equal(dst_kv.k_blocks[:, untouched], before[:, untouched])
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"block_size": 8}, "block_size: 4 vs 8"),
+    ({"num_kv_heads": 4}, "num_kv_heads: 2 vs 4"),
+])
+def test_mismatched_layouts_are_refused(change, message):
+    a = NixlKVTransfer("a", KVCache(LAYOUT, 4, torch.device("cpu"), torch.bfloat16))
+    other = KVCacheLayout(**{**LAYOUT.__dict__, **change})
+    b = NixlKVTransfer("b", KVCache(other, 4, torch.device("cpu"), torch.bfloat16))
+    with pytest.raises(KVLayoutError, match=message):
+        a.connect(b.info)
+
+
+def test_mismatched_dtypes_are_refused():
+    a = NixlKVTransfer("c", KVCache(LAYOUT, 4, torch.device("cpu"), torch.bfloat16))
+    b = NixlKVTransfer("d", KVCache(LAYOUT, 4, torch.device("cpu"), torch.float32))
+    with pytest.raises(KVLayoutError, match="dtype: bfloat16 vs float32"):
+        a.connect(b.info)
