@@ -1,8 +1,9 @@
 """Attention over the paged KV cache, vectorised over segments (no Python loop over sequences).
 
-Reference implementation on top of `scaled_dot_product_attention`: each segment's keys and values
-are gathered from its blocks into a padded [S, max_context_len] tensor and masked. A whole-prompt
-prefill of a single sequence (the long-prompt case) skips the gather and uses the causal kernel.
+On top of `scaled_dot_product_attention`: each segment's keys and values are gathered from its
+blocks into a padded [S, max_context_len] tensor and masked. A whole-prompt prefill of a single
+sequence (the long-prompt case) skips the gather and uses the causal kernel; decode steps on CUDA
+use the Triton paged-decode kernel (static launch shape, so they can be captured in a CUDA graph).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: 
     k, v [T, Hkv, D] are this step's keys and values, already written to the caches.
     Returns [T, H, D].
     """
+    if batch.max_query_len == 1 and q.is_cuda:  # decode: the Triton kernel reads the block tables itself
+        from trtllm_mixquant.runtime.kernels.paged_decode import paged_decode_attention
+
+        return paged_decode_attention(q, k_cache, v_cache, batch.block_tables, batch.context_lens, block_size, scale)
     if batch.block_tables.shape[0] == 1 and batch.max_query_len == batch.max_context_len:
         out = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
                                              is_causal=True, scale=scale, enable_gqa=True)

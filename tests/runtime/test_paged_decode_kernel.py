@@ -1,0 +1,161 @@
+"""The Triton paged decode kernel against its PyTorch reference.
+
+Without a GPU the kernel runs in the Triton interpreter (TRITON_INTERPRET=1, which must be set
+before the kernel module's `@triton.jit` runs); with one, every test runs the compiled kernel.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+ON_GPU = torch.cuda.is_available()
+if not ON_GPU:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+# Interpreters before triton 3.7 call int() on 1-element arrays, which numpy >= 2.4 rejects.
+pytest.importorskip("triton", minversion=None if ON_GPU else "3.7")
+
+from trtllm_mixquant.runtime.kernels.paged_decode import paged_decode_attention  # noqa: E402
+from trtllm_mixquant.runtime.kernels.paged_decode_reference import paged_decode_attention_reference  # noqa: E402
+
+DEVICE = torch.device("cuda" if ON_GPU else "cpu")
+CONTEXT_LENS = (1, 37, 100)  # plus block_size itself: one token, non-multiples, long-ish
+
+
+def make_case(context_lens, num_kv_heads: int, group: int, head_dim: int, block_size: int,
+              dtype: torch.dtype, cache_dtype: torch.dtype | None = None, index_dtype=torch.int64, seed: int = 0):
+    """Random q [B, H, D] and caches [num_slots, Hkv, D] with shuffled block tables [B, max_blocks].
+
+    Every cache slot that no valid token owns is NaN, including a whole block that all padded
+    block-table entries point to: a read of anything past a sequence's length poisons its output.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    blocks_needed = [-(-n // block_size) for n in context_lens]
+    num_blocks = sum(blocks_needed) + 2  # one spare, one NaN block for padding entries
+    pad_block, *order = torch.randperm(num_blocks, generator=gen).tolist()
+    block_tables = torch.full((len(context_lens), max(blocks_needed) + 1), pad_block, dtype=torch.int64)
+    cache_shape = (num_blocks * block_size, num_kv_heads, head_dim)
+    k_cache = torch.full(cache_shape, float("nan"), dtype=cache_dtype or dtype)
+    v_cache = torch.full(cache_shape, float("nan"), dtype=cache_dtype or dtype)
+    for b, (n, nb) in enumerate(zip(context_lens, blocks_needed)):
+        block_tables[b, :nb] = torch.tensor(order[:nb])
+        order = order[nb:]
+        pos = torch.arange(n)
+        slots = block_tables[b, pos // block_size] * block_size + pos % block_size
+        k_cache[slots] = torch.randn(n, num_kv_heads, head_dim, generator=gen).to(k_cache.dtype)
+        v_cache[slots] = torch.randn(n, num_kv_heads, head_dim, generator=gen).to(v_cache.dtype)
+    q = torch.randn(len(context_lens), num_kv_heads * group, head_dim, generator=gen).to(dtype)
+    tensors = (q, k_cache, v_cache, block_tables.to(index_dtype), torch.tensor(context_lens, dtype=index_dtype))
+    return tuple(t.to(DEVICE) for t in tensors)
+
+
+@pytest.mark.parametrize("group", [1, 2, 4])
+@pytest.mark.parametrize("block_size", [16, 32])
+@pytest.mark.parametrize("head_dim", [16, 64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_matches_reference(dtype, head_dim, block_size, group):
+    q, k_cache, v_cache, block_tables, context_lens = make_case(
+        (*CONTEXT_LENS, block_size), num_kv_heads=2, group=group, head_dim=head_dim, block_size=block_size,
+        dtype=dtype)
+    scale = head_dim ** -0.5
+    out = paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, block_size, scale)
+    ref = paged_decode_attention_reference(q.float(), k_cache.float(), v_cache.float(), block_tables,
+                                           context_lens, block_size, scale)
+    assert out.dtype == dtype and out.shape == q.shape
+    assert not out.isnan().any(), "read a slot past a sequence's length"
+    err = (out.float() - ref).abs().max().item()
+    if dtype == torch.float32:
+        # Same fp32 math on the same inputs; only the summation order differs (~1e-6 here).
+        assert err < 1e-5
+    else:
+        # Both compute in fp32 from the same bf16 inputs; the kernel then rounds its output to bf16
+        # (8 significant bits: at most 2^-8 relative), so one bf16 ulp of max |out|, 2^-7 of it,
+        # bounds the difference with room for the fp32 reordering.
+        assert err <= 2 ** -7 * ref.abs().max().item()
+
+
+@pytest.mark.parametrize("q_dtype, cache_dtype", [(torch.float32, torch.bfloat16), (torch.float16, torch.float16)])
+def test_cache_dtypes_int32_indices_and_out(q_dtype, cache_dtype):
+    q, k_cache, v_cache, block_tables, context_lens = make_case(
+        (5, 64, 40), num_kv_heads=1, group=2, head_dim=32, block_size=64, dtype=q_dtype, cache_dtype=cache_dtype,
+        index_dtype=torch.int32, seed=1)
+    out = torch.empty_like(q)
+    result = paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 64, 0.2, out=out)
+    ref = paged_decode_attention_reference(q.float(), k_cache.float(), v_cache.float(), block_tables,
+                                           context_lens, 64, 0.2)
+    assert result is out
+    # fp32 q: identical fp32 math (bf16 cache values are exact in fp32); fp16 rounds the output
+    # (11 significant bits: at most 2^-11 relative), so 2^-10 of max |out| bounds it.
+    tol = 1e-5 if q_dtype == torch.float32 else 2 ** -10 * ref.abs().max().item()
+    assert (out.float() - ref).abs().max().item() <= tol
+
+
+def test_zero_context_len_gives_zeros():
+    """A CUDA-graph padding row (context_len 0) reads nothing and outputs zeros."""
+    q, k_cache, v_cache, block_tables, context_lens = make_case(
+        (3, 20), num_kv_heads=2, group=2, head_dim=16, block_size=16, dtype=torch.float32)
+    context_lens[1] = 0
+    out = paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 16, 0.25)
+    ref = paged_decode_attention_reference(q, k_cache, v_cache, block_tables, context_lens, 16, 0.25)
+    assert torch.equal(out[1], torch.zeros_like(out[1])) and torch.equal(ref[1], out[1])
+    assert (out[0] - ref[0]).abs().max().item() < 1e-5
+
+
+def _bad(**changes):
+    """Valid arguments (B=2, H=4, Hkv=2, D=16, block_size=16) with `changes` applied."""
+    args = dict(q=torch.zeros(2, 4, 16), k_cache=torch.zeros(64, 2, 16), v_cache=torch.zeros(64, 2, 16),
+                block_tables=torch.zeros(2, 3, dtype=torch.int64), context_lens=torch.ones(2, dtype=torch.int64),
+                block_size=16, scale=0.25)
+    return {**args, **changes}
+
+
+@pytest.mark.parametrize("fn", [paged_decode_attention, paged_decode_attention_reference])
+@pytest.mark.parametrize("args, message", [
+    (_bad(q=torch.zeros(4, 16)), r"q must be \[B, H, D\]"),
+    (_bad(k_cache=torch.zeros(4, 16, 2, 16)), r"k_cache must be \[num_slots, Hkv, D\]"),
+    (_bad(v_cache=torch.zeros(64, 1, 16)), "v_cache shape"),
+    (_bad(q=torch.zeros(2, 3, 16)), "multiple of KV heads"),
+    (_bad(q=torch.zeros(2, 4, 32)), "head dim mismatch"),
+    (_bad(q=torch.zeros(2, 4, 24), k_cache=torch.zeros(64, 2, 24), v_cache=torch.zeros(64, 2, 24)), "power of two"),
+    (_bad(block_size=24), "block_size=24"),
+    (_bad(block_size=8), "block_size=8 must be a power of two >= 16"),
+    (_bad(block_size=128), "whole number of blocks"),
+    (_bad(block_tables=torch.zeros(3, 3, dtype=torch.int64)), r"block_tables must be \[B=2"),
+    (_bad(context_lens=torch.ones(2, 1, dtype=torch.int64)), r"context_lens must be \[B=2\]"),
+    (_bad(block_tables=torch.zeros(2, 3)), "int32/int64"),
+    (_bad(q=torch.zeros(2, 4, 16, dtype=torch.int32)), "fp32/fp16/bf16"),
+    (_bad(out=torch.zeros(2, 4, 16, dtype=torch.bfloat16)), "out must be"),
+])
+def test_bad_arguments_raise(fn, args, message):
+    with pytest.raises(ValueError, match=message):
+        fn(**args)
+
+
+@pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU for the compiled kernel")
+def test_compiled_kernel_large_and_in_cuda_graph():
+    """Llama-like shapes (D=128, GQA 4, block 64) against the reference, then the same launch
+    captured in a CUDA graph and replayed after the block tables and lengths change in place."""
+    lens = (1, 64, 300, 1000, 777, 2048)
+    q, k_cache, v_cache, block_tables, context_lens = make_case(
+        lens, num_kv_heads=8, group=4, head_dim=128, block_size=64, dtype=torch.bfloat16, seed=2)
+    scale = 128 ** -0.5
+
+    def check(out):
+        ref = paged_decode_attention_reference(q.float(), k_cache.float(), v_cache.float(), block_tables,
+                                               context_lens, 64, scale)
+        assert (out.float() - ref).abs().max().item() <= 2 ** -7 * ref.abs().max().item()  # bf16 output rounding
+
+    check(paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 64, scale))
+    out = torch.empty_like(q)
+    paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 64, scale, out=out)  # compile first
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 64, scale, out=out)
+    context_lens.copy_(context_lens.flip(0))  # sequences swap rows: a new batch, same shapes
+    block_tables.copy_(block_tables.flip(0))
+    q.copy_(torch.randn_like(q))
+    graph.replay()
+    check(out)
