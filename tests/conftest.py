@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
+
+if not torch.cuda.is_available():
+    # Triton kernels run in its interpreter on CPU; the flag is read when triton is first imported.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from trtllm_mixquant.builder.pipeline import BuildOptions, build_engines
 from trtllm_mixquant.random_model import write_random_model

@@ -1,19 +1,15 @@
 """The Triton paged decode kernel against its PyTorch reference.
 
-Without a GPU the kernel runs in the Triton interpreter (TRITON_INTERPRET=1, which must be set
-before the kernel module's `@triton.jit` runs); with one, every test runs the compiled kernel.
+Without a GPU the kernel runs in the Triton interpreter (tests/conftest.py sets TRITON_INTERPRET=1
+before anything imports triton); with one, every test runs the compiled kernel.
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 import torch
 
 ON_GPU = torch.cuda.is_available()
-if not ON_GPU:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 # Interpreters before triton 3.7 call int() on 1-element arrays, which numpy >= 2.4 rejects.
 pytest.importorskip("triton", minversion=None if ON_GPU else "3.7")
 

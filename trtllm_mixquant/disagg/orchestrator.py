@@ -111,10 +111,10 @@ class Orchestrator:
         except BaseException:
             await self.shutdown()
             raise
-        pools = [w.pool for w in self.workers.values() if w.pool is not None]
-        for w in self.workers.values():
+        for w in self.workers.values():  # context workers write to generation workers, which get notified
+            peers = [p.pool for p in self.workers.values() if p.pool is not None and p.spec.role != w.spec.role]
             if w.pool is not None:
-                w.inbox.put(m.Connect([p for p in pools if p.agent_name != w.name]))
+                w.inbox.put(m.Connect(peers))
         self._supervisor = asyncio.create_task(self._supervise())
         self.ready = True
         log.info("orchestrator ready: %s", ", ".join(f"{w.name}@{w.spec.device}" for w in self.workers.values()))

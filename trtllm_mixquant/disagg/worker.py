@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from trtllm_mixquant.disagg import messages as m
+from trtllm_mixquant.disagg.kv_transfer import KVLayoutError
 from trtllm_mixquant.engine.core import EngineCore
 from trtllm_mixquant.engine.engine_dirs import resolve_engine_dirs
 from trtllm_mixquant.engine.llm import ALL_TOKENS, load_tokenizer_and_eos, resolve_device
@@ -64,7 +65,7 @@ class Worker:
         self.core = build_core(spec)
         self.transfer = None
         if spec.role != "colocated":
-            from trtllm_mixquant.disagg.kv_transfer import NixlKVTransfer
+            from trtllm_mixquant.disagg.kv_transfer import NixlKVTransfer  # needs nixl, only disaggregated
 
             self.transfer = NixlKVTransfer(spec.name, self.core.kv)
         self.bs = self.core.layout.block_size
@@ -75,6 +76,7 @@ class Worker:
         self.cancelled_receiving: set[str] = set()
         self.prefills: dict[str, tuple[m.Prefill, float]] = {}  # context: request -> (order, start time)
         self.sending: dict[str, tuple[Sequence, float, int]] = {}  # context: transfers in flight
+        self.refused: dict[str, str] = {}  # peer -> why its KV layout was refused
         self.running = True
 
     # ---- main loop --------------------------------------------------------------------------
@@ -93,22 +95,40 @@ class Worker:
         try:
             msg = self.inbox.get(timeout=0.05) if block else self.inbox.get_nowait()
             while True:
-                self.handle(msg)
+                self.handle_safely(msg)
                 msg = self.inbox.get_nowait()
         except queue.Empty:
             pass
+
+    def handle_safely(self, msg) -> None:
+        """A message that fails fails its request (or is logged), never the worker."""
+        try:
+            self.handle(msg)
+        except Exception as err:
+            request_id = getattr(msg, "request_id", None)
+            log.exception("%s failed", type(msg).__name__)
+            if request_id is not None:
+                self.outbox.put(m.Failed(self.spec.name, request_id, f"{type(err).__name__}: {err}"))
 
     def handle(self, msg) -> None:
         if isinstance(msg, m.Admit):
             self.waiting_blocks.append(msg)
         elif isinstance(msg, m.Prefill):
+            if msg.dest in self.refused:
+                raise KVLayoutError(self.refused[msg.dest])
             seq = Sequence(msg.token_ids, SamplingParams(max_tokens=1), ALL_TOKENS, stops_after_prefill=True)
             self.track(msg.request_id, seq)
             self.prefills[msg.request_id] = (msg, time.monotonic())
             self.core.add(seq)
         elif isinstance(msg, m.Connect):
             for peer in msg.peers:
-                self.transfer.connect(peer)
+                try:
+                    self.transfer.connect(peer)
+                except KVLayoutError as err:
+                    self.refused[peer.agent_name] = str(err)
+                    log.error("%s", err)
+                except Exception:  # a peer that died meanwhile must not take this worker down
+                    log.exception("could not connect to %s", peer.agent_name)
         elif isinstance(msg, m.Cancel):
             self.cancel(msg.request_id)
         elif isinstance(msg, m.ReleaseReceiving):
