@@ -151,3 +151,20 @@ def test_help_explains_the_two_engines(capsys):
     text = capsys.readouterr().out
     for needle in ("--phase", "--context-precision", "--calib-file", "generation engine", "BF16"):
         assert needle in text
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_context_weights_are_the_generation_weights_quantized(built, family):
+    """Each dequantized NVFP4 weight is within half an E2M1 step of the BF16 weight it came from:
+    the step is at most 2 (between 4 and 6) in units of the block's scale factor."""
+    from trtllm_mixquant.formats import dequantize_nvfp4
+
+    ctx = load_file(built(family) / "context" / "model.safetensors")
+    gen = load_file(built(family) / "generation" / "model.safetensors")
+    for name in [k.removesuffix(".weight_scale_2") for k in ctx if k.endswith(".weight_scale_2")]:
+        w = gen[f"{name}.weight"].float()
+        deq = dequantize_nvfp4(ctx[f"{name}.weight"], ctx[f"{name}.weight_scale"], ctx[f"{name}.weight_scale_2"],
+                               torch.float32)
+        factor = ctx[f"{name}.weight_scale"].float() * ctx[f"{name}.weight_scale_2"]  # [N, K/16]
+        bound = factor.repeat_interleave(16, dim=1) * 1.0001
+        assert ((w - deq).abs() <= bound).all(), name
