@@ -132,3 +132,13 @@ def test_bad_requests_are_refused_clearly(llms, engines):
     with pytest.raises(ValueError, match="mode must be one of"):
         LLM(engines, mode="fp4")
     assert llm.generate("still works", GREEDY)[0].finish_reason == "length"
+
+
+def test_score_distributions_agree_with_score(llms):
+    llm = llms("mixquant")
+    prompt, cont = "the tool returned 42 and then", " the answer is 42."
+    dists = llm.score_distributions(prompt, cont)
+    ids = llm.tokens(cont)
+    assert dists.shape == (len(ids), llm.core.model.config.vocab_size)
+    torch.testing.assert_close(dists.exp().sum(-1), torch.ones(len(ids)))
+    torch.testing.assert_close(dists[torch.arange(len(ids)), ids], torch.tensor(llm.score(prompt, cont)))

@@ -84,8 +84,10 @@ class EngineCore:
             logprobs = torch.log_softmax(logits[len(rows.next_token):], dim=-1)
             targets = torch.tensor([seq.token_ids[p + 1] for seq, p in rows.scored], device=logprobs.device)
             values = logprobs.gather(1, targets[:, None]).squeeze(1).tolist()
-            for (seq, _), value in zip(rows.scored, values):
+            for row, ((seq, _), value) in enumerate(zip(rows.scored, values)):
                 seq.token_logprobs.append(value)
+                if seq.distributions is not None:
+                    seq.distributions.append(logprobs[row].cpu())
         for seq, _ in chunks:
             if seq.status is Status.RUNNING and seq.num_pending == 0 and seq.stops_after_prefill:
                 self.scheduler.finish(seq, "prefilled", keep_blocks=seq.logits_positions is None)

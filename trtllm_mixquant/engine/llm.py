@@ -135,13 +135,23 @@ class LLM:
     def score(self, prompt: str | list[int], continuation: str | list[int], mode: str | None = None) -> list[float]:
         """Log-probability of each continuation token given the prompt, teacher-forced: the prompt is
         prefilled and the continuation decoded under the mode's phase rules."""
+        return self._score(prompt, continuation, mode, keep_distributions=False).token_logprobs
+
+    def score_distributions(self, prompt: str | list[int], continuation: str | list[int],
+                            mode: str | None = None) -> torch.Tensor:
+        """Like `score`, but the whole next-token distribution at each continuation position:
+        log-probabilities [len(continuation), vocab] (fp32, CPU)."""
+        return torch.stack(self._score(prompt, continuation, mode, keep_distributions=True).distributions)
+
+    def _score(self, prompt, continuation, mode: str | None, keep_distributions: bool) -> Sequence:
         prompt_ids, cont_ids = self.tokens(prompt), self.tokens(continuation)
         if not cont_ids:
             raise ValueError("the continuation is empty")
         self.check_length(len(prompt_ids), len(cont_ids))
         n = len(prompt_ids)
         seq = Sequence(prompt_ids + cont_ids, SamplingParams(max_tokens=len(cont_ids)), self._quantized_until(n, mode),
-                       num_prompt_tokens=n, logits_positions=(n - 1, n + len(cont_ids) - 1), stops_after_prefill=True)
+                       num_prompt_tokens=n, logits_positions=(n - 1, n + len(cont_ids) - 1), stops_after_prefill=True,
+                       distributions=[] if keep_distributions else None)
         self.core.add(seq)
         self._run([seq])
-        return seq.token_logprobs
+        return seq

@@ -43,6 +43,7 @@ class Sequence:
     generator: torch.Generator | None = None
     output_text: str = ""
     token_logprobs: list[float] = field(default_factory=list)  # score(): one per scored position
+    distributions: list[torch.Tensor] | None = None  # score_distributions(): [V] log-probs per position
 
     def __post_init__(self):
         self.num_prompt_tokens = self.num_prompt_tokens or len(self.token_ids)
