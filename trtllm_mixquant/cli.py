@@ -12,6 +12,9 @@ commands:
   build          build the context (NVFP4/FP8) and generation (BF16) engines; same as `python build.py`
   generate       complete prompts offline (quantized prefill, BF16 decode)
   chat           interactive multi-turn chat
+  serve          OpenAI-compatible HTTP server (disaggregated or colocated workers)
+  eval           accuracy of bf16 / quantized / mixquant on your engines and data
+  bench prefill  prefill throughput on a GPU: ours (BF16, FP8, NVFP4 emulated) vs transformers
   random-model   write a randomly initialised Hugging Face model (tests, speed work)
 
 Run `trtllm-mixquant COMMAND --help` for a command's options.
@@ -46,6 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         from trtllm_mixquant import generate_cli
 
         return (generate_cli.generate_main if command == "generate" else generate_cli.chat_main)(rest)
+    if command == "serve":
+        from trtllm_mixquant.server.main import main as serve_main
+
+        return serve_main(rest)
+    if command == "eval":
+        from trtllm_mixquant.eval.cli import main as eval_main
+
+        return eval_main(rest)
+    if command == "bench" and rest[:1] == ["prefill"]:
+        from trtllm_mixquant.bench.prefill import main as bench_main
+
+        return bench_main(rest[1:])
     if command == "random-model":
         return random_model_main(rest)
     print(f"trtllm-mixquant: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

@@ -1,0 +1,39 @@
+"""`trtllm-mixquant eval` end to end on a tiny engine: tables, JSON and plot, and self-consistency."""
+
+from __future__ import annotations
+
+import json
+
+from trtllm_mixquant.eval.cli import main
+from trtllm_mixquant.eval.quant_error import first_divergence, kl_divergence, text_windows
+from trtllm_mixquant.eval.report import gap_recovered
+
+import torch
+
+
+def test_eval_writes_results_and_bf16_is_its_own_reference(tiny_engines, tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("def f(x):\n    return x * 2\n" * 200)
+    out = tmp_path / "out"
+    rc = main([str(tiny_engines("qwen3")), "--text", str(text), "--lengths", "32,64", "--samples", "2",
+               "--continuation", "8", "--greedy-tokens", "6", "--agent-tasks", "1", "--out", str(out),
+               "--tasks", "quant-error,agentic"])
+    assert rc == 0 and (out / "results.png").stat().st_size > 1000
+    summary = next(iter(json.loads((out / "results.json").read_text())["results"].values()))["summary"]
+    assert summary["kl"]["bf16"]["-1"]["value"] == 0.0
+    assert summary["agreement"]["bf16"]["-1"]["value"] == 6
+    assert summary["kl"]["quantized"]["-1"]["value"] > 0
+    assert set(summary["correct"]) == {"bf16", "quantized", "mixquant"}
+    assert "gap recovered" in capsys.readouterr().out
+
+
+def test_helpers():
+    assert first_divergence([1, 2, 3], [1, 2, 4]) == 2 and first_divergence([1, 2], [1, 2]) == 2
+    p = torch.log_softmax(torch.randn(3, 10), -1)
+    assert torch.allclose(kl_divergence(p, p), torch.zeros(3))
+    assert (kl_divergence(p, torch.log_softmax(torch.randn(3, 10), -1)) > 0).all()
+    windows = text_windows(list(range(100)), [10, 20], 5, 3, seed=1)
+    assert [w.length for w in windows] == [10, 10, 10, 20, 20, 20]
+    assert all(w.continuation[0] == w.prompt[-1] + 1 for w in windows)
+    summary = {"nll": {m: {-1: {"value": v}} for m, v in (("bf16", 1.0), ("quantized", 2.0), ("mixquant", 1.2))}}
+    assert abs(gap_recovered(summary, "nll", -1) - 0.8) < 1e-9

@@ -1,0 +1,126 @@
+"""`trtllm-mixquant eval`: does quantized prefilling keep decoding precise, on your model and data?"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+from pathlib import Path
+
+from trtllm_mixquant.engine.sampling import SamplingParams
+
+DESCRIPTION = """\
+Compare bf16 (BF16 everywhere), quantized (the context engine's precision everywhere) and mixquant
+(quantized prefill, BF16 decode) on one or more engine folders (e.g. one with an NVFP4 and one with
+an FP8 context engine). Prints tables with 95% bootstrap intervals and writes results.json and
+results.png into --out.
+
+tasks:
+  quant-error   continuation NLL, KL against BF16 and greedy agreement on plain text, by context length
+  agentic       exact tool call / final answer on held-out synthetic agent tasks, by context length
+  NAME=PATH     a benchmark file in its published schema: math500, aime2024, aime2025, gsm8k,
+                longbench_v2, bfcl (e.g. math500=~/data/math500.jsonl)
+"""
+DEFAULT_TEXT_PACKAGES = ("sympy", "networkx")  # held out from the shipped model's training data
+
+
+def default_text(max_bytes: int) -> str:
+    """Python sources of packages the shipped model never saw, read from this environment."""
+    chunks, size = [], 0
+    for name in DEFAULT_TEXT_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for path in sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.py")):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            chunks.append(text)
+            size += len(text)
+            if size >= max_bytes:
+                return "\n".join(chunks)
+    if not chunks:
+        raise SystemExit("no default text found (sympy/networkx not installed); pass --text FILE")
+    return "\n".join(chunks)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trtllm-mixquant eval", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("engine_dirs", nargs="+", type=Path, help="build.py output folders")
+    p.add_argument("--modes", default="bf16,quantized,mixquant")
+    p.add_argument("--tasks", default="quant-error,agentic", help="comma-separated (see above)")
+    p.add_argument("--lengths", default="256,512,1024,2048", help="prompt lengths in tokens")
+    p.add_argument("--samples", type=int, default=16, help="text windows per length (quant-error)")
+    p.add_argument("--continuation", type=int, default=64, help="continuation tokens scored per window")
+    p.add_argument("--greedy-tokens", type=int, default=32, help="greedy tokens compared per window")
+    p.add_argument("--agent-tasks", type=int, default=20, help="held-out agent tasks per length")
+    p.add_argument("--text", type=Path, action="append", help="text file(s) for quant-error (default: held-out Python)")
+    p.add_argument("--max-new-tokens", type=int, default=512, help="for benchmarks")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("eval-results"))
+    p.add_argument("--device", default="auto")
+    return p
+
+
+def evaluate_engine(args, engine_dir: Path, modes: list[str], tasks: list[str]) -> tuple[dict, list[dict], dict]:
+    from trtllm_mixquant import LLM
+    from trtllm_mixquant.eval.agentic import agentic_accuracy, held_out_tasks
+    from trtllm_mixquant.eval.quant_error import quantization_error, text_windows
+    from trtllm_mixquant.eval.report import summarize
+
+    llm = LLM(engine_dir, mode="mixquant", device=args.device)
+    lengths = [int(x) for x in args.lengths.split(",")]
+    records = []
+    if "quant-error" in tasks:
+        text = "\n".join(p.read_text() for p in args.text) if args.text else default_text(4 << 20)
+        windows = text_windows(llm.tokens(text), lengths, args.continuation, args.samples, args.seed)
+        records += quantization_error(llm, windows, modes, args.greedy_tokens)
+    if "agentic" in tasks:
+        records += agentic_accuracy(llm, held_out_tasks(llm.tokenizer, lengths, args.agent_tasks, args.seed), modes)
+    benchmarks = {}
+    for task in (t for t in tasks if "=" in t):
+        benchmarks.update(run_benchmark_task(llm, task, modes, args))
+    return summarize(records, args.seed), records, benchmarks
+
+
+def run_benchmark_task(llm, task: str, modes: list[str], args) -> dict:
+    from trtllm_mixquant.eval.benchmarks import CallableClient, Completion, TokenCodec, load_benchmark, run_benchmark
+
+    name, path = task.split("=", 1)
+    options = {}
+    if name == "longbench_v2":
+        options = {"codec": TokenCodec.from_hf(llm.tokenizer),
+                   "max_prompt_tokens": llm.dirs.max_seq_len - args.max_new_tokens - 64}
+    items = load_benchmark(name, Path(path).expanduser(), **options)
+    out = {}
+    for mode in modes:
+        def complete(messages, tools, params, mode=mode):
+            result = llm.chat(messages, tools=tools, params=params, mode=mode)
+            return Completion(result.text, finish_reason=result.finish_reason)
+        params = SamplingParams(max_tokens=args.max_new_tokens)
+        result = run_benchmark(items, CallableClient(complete), params, seed=args.seed, name=f"{name}/{mode}")
+        out[f"{name}/{mode}"] = result.to_dict()
+        print(f"{name} {mode}: {result.accuracy}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trtllm_mixquant.eval.report import format_table, plot
+
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    modes, tasks = args.modes.split(","), args.tasks.split(",")
+    args.out.mkdir(parents=True, exist_ok=True)
+    summaries, results = {}, {}
+    for engine_dir in args.engine_dirs:
+        summary, records, benchmarks = evaluate_engine(args, engine_dir, modes, tasks)
+        label = f"{engine_dir.name}/{json.loads((engine_dir / 'context' / 'engine.json').read_text())['precision']}"
+        summaries[label] = summary
+        results[label] = {"summary": summary, "records": records, "benchmarks": benchmarks}
+        print(format_table(f"\n== {label} (seed {args.seed}) ==", summary))
+    (args.out / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                                       "results": results}, indent=1))
+    if any(summaries.values()):
+        plot(summaries, args.out / "results.png")
+    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'results.png'}")
+    return 0
