@@ -37,7 +37,7 @@ def tiny_engines(tiny_model_dir, tmp_path_factory):
         if (family, precision) not in cache:
             out = tmp_path_factory.mktemp(f"engines-{family}-{precision}")
             build_engines(BuildOptions(model=tiny_model_dir(family), output=out, context_precision=precision,
-                                       calib_samples=4, calib_seq_len=64))
+                                       calib_samples=4, calib_seq_len=64, device="cpu"))
             cache[family, precision] = out
         return cache[family, precision]
 

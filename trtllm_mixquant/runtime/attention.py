@@ -33,9 +33,13 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: 
 
         return paged_decode_attention(q, k_cache, v_cache, batch.block_tables, batch.context_lens, block_size, scale)
     if batch.block_tables.shape[0] == 1 and batch.max_query_len == batch.max_context_len:
-        out = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
-                                             is_causal=True, scale=scale, enable_gqa=True)
-        return out.transpose(0, 1)
+        # 4-D [1, H, T, D] with K/V heads repeated: the shape the flash and cuDNN kernels take (a 3-D
+        # or grouped-query call falls back to the math kernel, which materialises [H, T, T]).
+        group = q.shape[1] // k.shape[1]
+        k, v = (t.repeat_interleave(group, dim=1) for t in (k, v))
+        out = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k.transpose(0, 1)[None],
+                                             v.transpose(0, 1)[None], is_causal=True, scale=scale)
+        return out[0].transpose(0, 1)
     device = q.device
     kv_pos = torch.arange(batch.max_context_len, device=device)  # [L]
     slots = batch.block_tables[:, kv_pos // block_size] * block_size + kv_pos % block_size  # [S, L]
