@@ -37,6 +37,8 @@ class EngineCore:
         self.model, self.tokenizer, self.eos_ids, self.max_seq_len = model, tokenizer, eos_ids, max_seq_len
         self.layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, "bfloat16", block_size)
         device = model.model.embed_tokens.weight.device
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # Triton kernels and CUDA graphs use the current device
         dtype = model.model.embed_tokens.weight.dtype
         self.kv = KVCache(self.layout, num_blocks + 1, device, dtype)  # + 1 scratch block for padding
         self.blocks = BlockManager(num_blocks, block_size)
