@@ -197,6 +197,8 @@ class Worker:
     def start_send(self, seq: Sequence) -> None:
         request_id = self.untrack(seq)
         order, started = self.prefills.pop(request_id)
+        if self.core.kv.k.is_cuda:
+            torch.cuda.current_stream().synchronize()  # the KV must be written before NIXL reads it
         now = time.monotonic()
         self.outbox.put(m.Prefilled(self.spec.name, request_id, seq.num_cached_prompt,
                                     len(seq) - seq.num_cached_prompt, started, now))
