@@ -131,3 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{results['transformers-bf16'][t] / row[t]:>4.2f}" for t in lengths)
         print(f"{name:<22}{cells}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
