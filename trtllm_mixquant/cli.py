@@ -15,6 +15,8 @@ commands:
   serve          OpenAI-compatible HTTP server (disaggregated or colocated workers)
   eval           accuracy of bf16 / quantized / mixquant on your engines and data
   bench prefill  prefill throughput on a GPU: ours (BF16, FP8, NVFP4 emulated) vs transformers
+  bench serve    requests/s and latency percentiles of a running server
+  bench disagg   two GPUs: TTFT split (queue, prefill, KV transfer, first decode) and KV bandwidth
   random-model   write a randomly initialised Hugging Face model (tests, speed work)
 
 Run `trtllm-mixquant COMMAND --help` for a command's options.
@@ -57,10 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         from trtllm_mixquant.eval.cli import main as eval_main
 
         return eval_main(rest)
-    if command == "bench" and rest[:1] == ["prefill"]:
-        from trtllm_mixquant.bench.prefill import main as bench_main
+    if command == "bench" and rest[:1] in (["prefill"], ["serve"], ["disagg"]):
+        import importlib
 
-        return bench_main(rest[1:])
+        module = {"prefill": "trtllm_mixquant.bench.prefill", "serve": "trtllm_mixquant.server.bench",
+                  "disagg": "trtllm_mixquant.bench.disagg"}[rest[0]]
+        return importlib.import_module(module).main(rest[1:])
     if command == "random-model":
         return random_model_main(rest)
     print(f"trtllm-mixquant: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

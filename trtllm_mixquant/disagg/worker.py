@@ -9,7 +9,9 @@ an admitted request is never preempted. Requests wait in FIFO order for blocks t
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import signal
 import time
 import traceback
 from collections import deque
@@ -82,7 +84,8 @@ class Worker:
     # ---- main loop --------------------------------------------------------------------------
     def serve(self) -> None:
         self.outbox.put(m.Ready(self.spec.name, self.transfer.info if self.transfer else None))
-        while self.running:
+        parent = os.getppid()
+        while self.running and os.getppid() == parent:  # an orphaned worker exits
             idle = not self.core.has_work() and not self.sending and not self.receiving
             self.drain_inbox(block=idle)
             if self.transfer:
@@ -237,7 +240,10 @@ class Worker:
 
 
 def worker_main(spec: WorkerSpec, inbox, outbox) -> None:
-    """Process entry point."""
+    """Process entry point. Ctrl-C and SIGTERM go to the orchestrator, which stops its workers
+    after letting in-flight requests finish; a worker ignores them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {spec.name} %(levelname)s %(message)s")
     if spec.device == "cpu":
         torch.set_num_threads(1)  # several workers share the host's cores

@@ -1,0 +1,59 @@
+"""Errors in OpenAI's shape, with the status codes clients act on (503 while starting: test_openai_api)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.server.conftest import http
+
+openai = pytest.importorskip("openai")
+pytest.importorskip("nixl")
+
+
+def error_of(exc: openai.APIStatusError) -> dict:
+    body = exc.response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
+    return body["error"]
+
+
+def test_wrong_or_missing_api_key_is_401(server):
+    with pytest.raises(openai.AuthenticationError) as e:
+        server.client(api_key="wrong").models.list()
+    assert error_of(e.value)["code"] == "invalid_api_key"
+    assert http("GET", server.url + "/v1/models")[0] == 401
+    assert http("GET", server.url + "/health")[0] == 200  # /health and /metrics stay open
+
+
+def test_unknown_model_is_404(server):
+    with pytest.raises(openai.NotFoundError) as e:
+        server.client().completions.create(model="gpt-4", prompt="a", max_tokens=1)
+    assert error_of(e.value)["code"] == "model_not_found" and server.model in error_of(e.value)["message"]
+
+
+@pytest.mark.parametrize("kwargs,param,words", [
+    (dict(temperature=-1), None, "temperature must be >= 0"),
+    (dict(max_tokens=0), None, "max_tokens must be at least 1"),
+    (dict(n=2), "n", "not supported"),
+    (dict(logprobs=True), "logprobs", "not supported"),
+    (dict(extra_body={"mixquant": {"mode": "fp4"}}), "mixquant.mode", "mixquant"),
+    (dict(extra_body={"mixquant": {"mode": "quantized"}}), None, "--topology colocated"),
+    (dict(tool_choice="required"), "tool_choice", "requires tools"),
+    (dict(messages=[{"role": "user", "content": "a" * 2100}]), None, "maximum sequence length of 2048 tokens"),
+    (dict(messages=[{"role": "robot", "content": "a"}]), "messages.0.role", "invalid request"),
+])
+def test_invalid_requests_are_400(server, kwargs, param, words):
+    kwargs = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, **kwargs}
+    with pytest.raises(openai.BadRequestError) as e:
+        server.client().chat.completions.create(model=server.model, **kwargs)
+    err = error_of(e.value)
+    assert words in err["message"] and err["type"] == "invalid_request_error"
+    assert param is None or err["param"] == param
+
+
+def test_malformed_json_and_unknown_routes(server):
+    status, text = http("POST", server.url + "/v1/completions", None, {"Authorization": "Bearer test-key"})
+    assert status == 400 and "error" in json.loads(text)
+    status, text = http("GET", server.url + "/v2/nothing")
+    assert status == 404 and json.loads(text)["error"]["message"] == "Not Found"
