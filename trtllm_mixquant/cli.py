@@ -16,6 +16,7 @@ commands:
   eval           accuracy of bf16 / quantized / mixquant on your engines and data
   bench prefill  prefill throughput on a GPU: ours (BF16, FP8, NVFP4 emulated) vs transformers
   bench serve    requests/s and latency percentiles of a running server
+  bench sessions a 10-turn agent session: prefill tokens and KV bytes saved by reuse
   bench disagg   two GPUs: TTFT split (queue, prefill, KV transfer, first decode) and KV bandwidth
   random-model   write a randomly initialised Hugging Face model (tests, speed work)
 
@@ -59,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         from trtllm_mixquant.eval.cli import main as eval_main
 
         return eval_main(rest)
-    if command == "bench" and rest[:1] in (["prefill"], ["serve"], ["disagg"]):
+    if command == "bench" and rest[:1] in (["prefill"], ["serve"], ["disagg"], ["sessions"]):
         import importlib
 
         module = {"prefill": "trtllm_mixquant.bench.prefill", "serve": "trtllm_mixquant.server.bench",
-                  "disagg": "trtllm_mixquant.bench.disagg"}[rest[0]]
+                  "disagg": "trtllm_mixquant.bench.disagg", "sessions": "trtllm_mixquant.bench.sessions"}[rest[0]]
         return importlib.import_module(module).main(rest[1:])
     if command == "random-model":
         return random_model_main(rest)
