@@ -15,7 +15,13 @@ import statistics
 
 import torch
 
-from trtllm_mixquant.formats import fp8_scale_from_amax, nvfp4_per_tensor_scale, quantize_fp8_per_tensor, quantize_nvfp4
+from trtllm_mixquant.formats import (
+    dequantize_nvfp4,
+    fp8_scale_from_amax,
+    nvfp4_per_tensor_scale,
+    quantize_fp8_per_tensor,
+    quantize_nvfp4,
+)
 from trtllm_mixquant.manifest import KVCacheLayout
 from trtllm_mixquant.random_model import random_model
 from trtllm_mixquant.runtime.batch import StepBatch
@@ -59,10 +65,9 @@ def attach_quantized(model: CausalLM, precision: str) -> None:
                                              fp8_scale_from_amax(torch.tensor(ACT_AMAX, device=w.device)), None, w.dtype)
             else:
                 w_scale = nvfp4_per_tensor_scale(w.abs().amax())
-                packed, scales = quantize_nvfp4(w, w_scale)
-                module.quantized = Nvfp4EmulatedLinear(packed, scales, w_scale,
-                                                       nvfp4_per_tensor_scale(torch.tensor(ACT_AMAX, device=w.device)),
-                                                       None, w.dtype)
+                weight = dequantize_nvfp4(*quantize_nvfp4(w, w_scale), w_scale, w.dtype)
+                module.quantized = Nvfp4EmulatedLinear(
+                    weight, nvfp4_per_tensor_scale(torch.tensor(ACT_AMAX, device=w.device)), None)
 
 
 def ours(hf_model, lengths: list[int], compile_: bool) -> dict[str, dict[int, float]]:
@@ -73,7 +78,7 @@ def ours(hf_model, lengths: list[int], compile_: bool) -> dict[str, dict[int, fl
     state = hf_model.state_dict()
     for name, module in model.named_modules():
         if isinstance(module, Linear):
-            module.precise = DenseLinear(state[f"{name}.weight"], None)
+            module.precise = DenseLinear(torch.cat([state[f"{p}.weight"] for p in module.checkpoint_names(name)]), None)
     model.load_state_dict({k: v for k, v in state.items() if "proj" not in k}, strict=False)
     layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, "bfloat16", 32)
     kv = KVCache(layout, -(-max(lengths) // 32), device)

@@ -52,8 +52,8 @@ def load_causal_lm(base_dir: str | Path, quantized_dir: str | Path | None = None
                    dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "cpu",
                    quantized_kernel=None, precise: bool = True) -> CausalLM:
     """Build the model from `base_dir` (embeddings, norms, LM head and, if `precise`, the BF16
-    projections); `quantized_kernel(reader, prefix, dtype, device)` makes the quantized projections
-    from `quantized_dir`. A context worker loads only the quantized ones (base_dir = quantized_dir)."""
+    projections); `quantized_kernel(reader, prefixes, dtype, device)` makes the quantized projections
+    from `quantized_dir` (`prefixes` lists the checkpoint projections fused into one). A context worker loads only the quantized ones (base_dir = quantized_dir)."""
     cfg = read_config(base_dir)
     with torch.device(device):
         model = CausalLM(cfg).to(dtype)
@@ -61,11 +61,13 @@ def load_causal_lm(base_dir: str | Path, quantized_dir: str | Path | None = None
     quantized = TensorReader(Path(quantized_dir)) if quantized_dir else None
     for name, module in model.named_modules():
         if isinstance(module, Linear):
+            parts = module.checkpoint_names(name)
             if precise:
-                bias = base.get(f"{name}.bias").to(device, dtype) if module.has_bias else None
-                module.precise = DenseLinear(base.get(f"{name}.weight").to(device, dtype), bias)
+                weight = torch.cat([base.get(f"{p}.weight") for p in parts]).to(device, dtype)
+                bias = torch.cat([base.get(f"{p}.bias") for p in parts]).to(device, dtype) if module.has_bias else None
+                module.precise = DenseLinear(weight, bias)
             if quantized is not None:
-                module.quantized = quantized_kernel(quantized, name, dtype, device)
+                module.quantized = quantized_kernel(quantized, parts, dtype, device)
     for name, param in model.named_parameters():
         if ".precise." in name or ".quantized." in name:
             continue

@@ -1,7 +1,7 @@
 """Decoder-only transformer for the Qwen3, Qwen2/2.5 and Llama 3 families.
 
-Module names follow Hugging Face (`model.layers.N.self_attn.q_proj`, ...) so checkpoints load by
-name. The forward works on a flat [T] token batch with a paged KV cache (see `StepBatch`).
+Module names follow Hugging Face (`model.layers.N.self_attn.o_proj`, ...) so checkpoints load by
+name; q/k/v and gate/up are fused (`qkv_proj`, `gate_up_proj`), each loaded from its parts. The forward works on a flat [T] token batch with a paged KV cache (see `StepBatch`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,8 @@ class Attention(torch.nn.Module):
         super().__init__()
         self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         q_dim, kv_dim = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
-        self.q_proj = Linear(cfg.hidden_size, q_dim, cfg.qkv_bias)
-        self.k_proj = Linear(cfg.hidden_size, kv_dim, cfg.qkv_bias)
-        self.v_proj = Linear(cfg.hidden_size, kv_dim, cfg.qkv_bias)
-        self.o_proj = Linear(q_dim, cfg.hidden_size, False)
+        self.qkv_proj = Linear(cfg.hidden_size, [q_dim, kv_dim, kv_dim], cfg.qkv_bias, ("q_proj", "k_proj", "v_proj"))
+        self.o_proj = Linear(q_dim, [cfg.hidden_size], False)
         if cfg.qk_norm:
             self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps)
             self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps)
@@ -35,9 +33,10 @@ class Attention(torch.nn.Module):
     def forward(self, x: torch.Tensor, batch: StepBatch, k_cache: torch.Tensor, v_cache: torch.Tensor,
                 block_size: int) -> torch.Tensor:
         t, nq = x.shape[0], batch.num_quantized
-        q = self.q_proj(x, nq).view(t, self.num_heads, self.head_dim)
-        k = self.k_proj(x, nq).view(t, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(x, nq).view(t, self.num_kv_heads, self.head_dim)
+        q, k, v = self.qkv_proj(x, nq).split(self.qkv_proj.out_sizes, dim=-1)
+        q = q.reshape(t, self.num_heads, self.head_dim)
+        k = k.reshape(t, self.num_kv_heads, self.head_dim)
+        v = v.reshape(t, self.num_kv_heads, self.head_dim)
         if hasattr(self, "q_norm"):
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = self.rotary(batch.positions, q, k)
@@ -49,12 +48,13 @@ class Attention(torch.nn.Module):
 class MLP(torch.nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.gate_proj = Linear(cfg.hidden_size, cfg.intermediate_size, False)
-        self.up_proj = Linear(cfg.hidden_size, cfg.intermediate_size, False)
-        self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size, False)
+        i = cfg.intermediate_size
+        self.gate_up_proj = Linear(cfg.hidden_size, [i, i], False, ("gate_proj", "up_proj"))
+        self.down_proj = Linear(i, [cfg.hidden_size], False)
 
     def forward(self, x: torch.Tensor, num_quantized: int) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x, num_quantized)) * self.up_proj(x, num_quantized), num_quantized)
+        gate, up = self.gate_up_proj(x, num_quantized).chunk(2, dim=-1)
+        return self.down_proj(F.silu(gate) * up, num_quantized)
 
 
 class DecoderLayer(torch.nn.Module):

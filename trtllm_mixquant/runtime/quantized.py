@@ -34,13 +34,13 @@ def _param(t: torch.Tensor) -> torch.nn.Parameter:
 
 
 class Nvfp4EmulatedLinear(torch.nn.Module):
-    """y = fakequant_nvfp4(x; input_scale) @ dequant(W)^T + b, in `dtype`."""
+    """y = fakequant_nvfp4(x; input_scale) @ W^T + b, W the dequantized NVFP4 weight, in `dtype`."""
 
-    def __init__(self, packed, block_scales, weight_scale_2, input_scale, bias, dtype):
+    def __init__(self, weight: torch.Tensor, input_scale: torch.Tensor, bias: torch.Tensor | None):
         super().__init__()
-        self.weight = _param(dequantize_nvfp4(packed, block_scales, weight_scale_2, dtype))
+        self.weight = _param(weight)
         self.input_scale = _param(input_scale.float().reshape(()))
-        self.bias = None if bias is None else _param(bias.to(dtype))
+        self.bias = None if bias is None else _param(bias.to(weight.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(fake_quantize_nvfp4(x, self.input_scale, check_values=False), self.weight, self.bias)
@@ -81,23 +81,31 @@ def fused_fp8_quantizer():
 
 
 class Fp8Linear(torch.nn.Module):
-    """Per-tensor static FP8 (ModelOpt FP8): y = (q(x) * s_x) @ (q(W) * s_w)^T + b."""
+    """Static FP8 (ModelOpt FP8): y = (q(x) * s_x) @ (q(W) * s_w)^T + b.
+
+    `weight_scale` is one value, or one per output row when projections with different scales are
+    fused (the GEMM then scales row-wise, which is exact: every row keeps its own scale).
+    """
 
     def __init__(self, weight, weight_scale, input_scale, bias, dtype):
         super().__init__()
         self.weight = _param(weight)  # float8_e4m3fn [N, K]
-        self.weight_scale = _param(weight_scale.float().reshape(()))
+        self.weight_scale = _param(weight_scale.float())  # [] or [N]
         self.input_scale = _param(input_scale.float().reshape(()))
         self.bias = None if bias is None else _param(bias.to(dtype))
         self.native = weight.is_cuda and torch.cuda.get_device_capability(weight.device) >= (8, 9)
         if not self.native:
-            self.dequantized = _param(dequantize_fp8(weight, self.weight_scale, dtype))
+            row_scale = self.weight_scale.reshape(-1, 1) if self.weight_scale.dim() else self.weight_scale
+            self.dequantized = _param(dequantize_fp8(weight, row_scale, dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.native:
             xq = fused_fp8_quantizer()(x, self.input_scale)
-            return torch._scaled_mm(xq, self.weight.t(), self.input_scale, self.weight_scale, bias=self.bias,
-                                    out_dtype=x.dtype)
+            if self.weight_scale.dim() == 0:
+                scale_a, scale_b = self.input_scale, self.weight_scale
+            else:
+                scale_a, scale_b = self.input_scale.expand(x.shape[0], 1).contiguous(), self.weight_scale[None]
+            return torch._scaled_mm(xq, self.weight.t(), scale_a, scale_b, bias=self.bias, out_dtype=x.dtype)
         xq = quantize_fp8_per_tensor(x, self.input_scale, check_values=False)
         return F.linear(dequantize_fp8(xq, self.input_scale, x.dtype, check_values=False), self.dequantized, self.bias)
 
@@ -107,25 +115,43 @@ def nvfp4_native_available(device: torch.device) -> bool:
             and hasattr(torch, "float4_e2m1fn_x2"))
 
 
-def make_quantized_kernel(reader: TensorReader, prefix: str, dtype: torch.dtype,
+def _shared(values: list[torch.Tensor], what: str, prefixes: list[str]) -> torch.Tensor:
+    """The one value all fused projections must share (they quantize the same input)."""
+    if any(not torch.equal(v, values[0]) for v in values[1:]):
+        raise CheckpointError(f"{what} differs between {', '.join(prefixes)}, which read the same input; "
+                              "re-export the context engine with build.py")
+    return values[0]
+
+
+def make_quantized_kernel(reader: TensorReader, prefixes: list[str], dtype: torch.dtype,
                           device: torch.device) -> torch.nn.Module:
-    """The best kernel for the quantized projection `prefix` of a ModelOpt checkpoint on `device`."""
+    """The best kernel on `device` for the projections `prefixes` of a ModelOpt checkpoint, fused."""
     device = torch.device(device)
 
-    def get(name):
-        return reader.get(f"{prefix}.{name}").to(device)
+    def get(name: str) -> list[torch.Tensor]:
+        return [reader.get(f"{p}.{name}").to(device) for p in prefixes]
 
-    bias = get("bias") if f"{prefix}.bias" in reader else None
-    weight = get("weight")
-    if weight.dtype == torch.uint8:
-        native = nvfp4_native_available(device)
-        cls = Nvfp4NativeLinear if native else Nvfp4EmulatedLinear
-        kernel = cls(weight, get("weight_scale"), get("weight_scale_2"), get("input_scale"), bias, dtype)
-    elif weight.dtype == torch.float8_e4m3fn:
-        kernel = Fp8Linear(weight, get("weight_scale"), get("input_scale"), bias, dtype)
+    bias = torch.cat(get("bias")) if f"{prefixes[0]}.bias" in reader else None
+    weights = get("weight")
+    input_scale = _shared(get("input_scale"), "input_scale", prefixes)
+    if weights[0].dtype == torch.uint8:
+        scales, scales_2 = get("weight_scale"), get("weight_scale_2")
+        if nvfp4_native_available(device):
+            kernel = Nvfp4NativeLinear(torch.cat(weights), torch.cat(scales),
+                                       _shared(scales_2, "weight_scale_2", prefixes), input_scale, bias, dtype)
+        else:
+            weight = torch.cat([dequantize_nvfp4(w, s, s2, dtype) for w, s, s2 in zip(weights, scales, scales_2)])
+            kernel = Nvfp4EmulatedLinear(weight, input_scale, bias)
+    elif weights[0].dtype == torch.float8_e4m3fn:
+        w_scales = [s.float().reshape(()) for s in get("weight_scale")]
+        if all(torch.equal(s, w_scales[0]) for s in w_scales):
+            weight_scale = w_scales[0]
+        else:
+            weight_scale = torch.cat([s.expand(w.shape[0]) for s, w in zip(w_scales, weights)])
+        kernel = Fp8Linear(torch.cat(weights), weight_scale, input_scale, bias, dtype)
     else:
-        raise CheckpointError(f"{prefix}.weight has dtype {weight.dtype}; a context engine stores NVFP4 (uint8) "
-                              "or FP8 (float8_e4m3fn) weights. Rebuild it with build.py.")
+        raise CheckpointError(f"{prefixes[0]}.weight has dtype {weights[0].dtype}; a context engine stores NVFP4 "
+                              "(uint8) or FP8 (float8_e4m3fn) weights. Rebuild it with build.py.")
     name = type(kernel).__name__ + (" (torch._scaled_mm)" if getattr(kernel, "native", False) else "")
     if name not in _announced:
         _announced.add(name)

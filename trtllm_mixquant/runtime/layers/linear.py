@@ -25,13 +25,22 @@ class DenseLinear(torch.nn.Module):
 
 
 class Linear(torch.nn.Module):
-    """One projection with a `precise` kernel and optionally a `quantized` one."""
+    """One projection with a `precise` kernel and optionally a `quantized` one.
 
-    def __init__(self, in_features: int, out_features: int, bias: bool):
+    `sources` names the checkpoint projections fused into this one, concatenated along the output
+    dimension (e.g. q_proj, k_proj, v_proj): one GEMM, and one activation quantization, for all.
+    """
+
+    def __init__(self, in_features: int, out_sizes: list[int], bias: bool, sources: tuple[str, ...] = ()):
         super().__init__()
-        self.in_features, self.out_features, self.has_bias = in_features, out_features, bias
+        self.in_features, self.out_sizes, self.has_bias, self.sources = in_features, out_sizes, bias, sources
         self.precise: torch.nn.Module | None = None
         self.quantized: torch.nn.Module | None = None
+
+    def checkpoint_names(self, name: str) -> list[str]:
+        """Checkpoint prefixes of the projections this module holds, given its own module name."""
+        parent = name.rpartition(".")[0]
+        return [f"{parent}.{source}" for source in self.sources] if self.sources else [name]
 
     def forward(self, x: torch.Tensor, num_quantized: int) -> torch.Tensor:
         """x [T, in] -> [T, out]; rows [0, num_quantized) through the quantized kernel."""
