@@ -7,7 +7,8 @@ import time
 import pytest
 import torch
 
-from trtllm_mixquant.disagg.kv_transfer import KVLayoutError, NixlKVTransfer, block_runs
+from trtllm_mixquant.disagg.kv_transfer import KVLayoutError, block_runs
+from trtllm_mixquant.disagg.nixl_transfer import NixlKVTransfer
 from trtllm_mixquant.manifest import KVCacheLayout
 from trtllm_mixquant.runtime.kv_cache import KVCache
 

@@ -1,20 +1,18 @@
-"""KV-cache transfer between workers through NIXL (the library TensorRT-LLM's cache transceiver uses).
+"""KV-cache transfer between workers: what both transports share.
 
-Each worker registers its whole KV pool with a NIXL agent once. A context worker writes a request's
-blocks straight into the blocks the generation worker reserved for it (one-sided WRITE, no staging
-copy), coalescing runs of consecutive blocks into single descriptors, and NIXL notifies the
-receiver with the request id when the data has landed. UCX moves DRAM on CPU and VRAM on GPU.
+A context worker moves a request's KV blocks into the blocks a generation worker reserved for it.
+Two transports implement the same interface (`info`, `connect`, `send`, `poll_sent`, `poll_received`):
+- `nixl_transfer.NixlKVTransfer`: NIXL (the library TensorRT-LLM's cache transceiver uses), one-sided
+  UCX writes straight into the destination blocks, host or GPU memory. The default.
+- `dist_transfer.TorchDistKVTransfer`: torch.distributed send/recv (gloo on CPU, NCCL between GPUs)
+  through one staging buffer per request; the fallback where NIXL is not installed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from trtllm_mixquant.manifest import KVCacheLayout
-from trtllm_mixquant.runtime.kv_cache import KVCache
-
 
 class KVLayoutError(ValueError):
     """Two workers' KV caches have different layouts; no KV can move between them."""
@@ -34,6 +32,7 @@ class KVPoolInfo:
     block_bytes: int  # one block of one layer
     mem_type: str  # "DRAM" or "VRAM"
     device_id: int
+    rank: int = -1  # torch.distributed rank (the torch transport only)
 
     def check_compatible(self, other: KVPoolInfo) -> None:
         problems = self.layout.mismatches(other.layout)
@@ -55,75 +54,11 @@ def block_runs(src: list[int], dst: list[int]) -> list[tuple[int, int, int]]:
     return [tuple(r) for r in runs]
 
 
-def descriptors(info: KVPoolInfo, runs: list[tuple[int, int]]) -> np.ndarray:
-    """[2 * layers * len(runs), 3] (address, bytes, device) rows for (start_block, length) runs."""
-    layers = np.arange(info.layout.num_layers, dtype=np.uint64)[:, None]
-    starts = np.array([s for s, _ in runs], dtype=np.uint64)[None, :]
-    lengths = np.array([n for _, n in runs], dtype=np.uint64)[None, :]
-    rows = []
-    for base in (info.k_base, info.v_base):
-        addr = np.uint64(base) + (layers * np.uint64(info.num_blocks) + starts) * np.uint64(info.block_bytes)
-        size = np.broadcast_to(lengths * np.uint64(info.block_bytes), addr.shape)
-        dev = np.full(addr.shape, info.device_id, dtype=np.uint64)
-        rows.append(np.stack([addr.ravel(), size.ravel(), dev.ravel()], axis=1))
-    return np.concatenate(rows)
-
-
-class NixlKVTransfer:
-    """One worker's NIXL agent over its KV pool."""
-
-    def __init__(self, name: str, kv: KVCache):
-        from nixl._api import nixl_agent, nixl_agent_config
-
-        self.agent = nixl_agent(name, nixl_agent_config(backends=["UCX"]))
-        self.registered = self.agent.register_memory([kv.k_blocks, kv.v_blocks])
-        device = kv.k_blocks.device
-        self.info = KVPoolInfo(
-            agent_name=name,
-            agent_metadata=self.agent.get_agent_metadata(),
-            layout=kv.layout,
-            dtype=str(kv.k_blocks.dtype).removeprefix("torch."),
-            k_base=kv.k_blocks.data_ptr(),
-            v_base=kv.v_blocks.data_ptr(),
-            num_blocks=kv.k_blocks.shape[1],
-            block_bytes=kv.k_blocks[0, 0].numel() * kv.k_blocks.element_size(),
-            mem_type="VRAM" if device.type == "cuda" else "DRAM",
-            device_id=device.index or 0,
-        )
-        self.peers: dict[str, KVPoolInfo] = {}
-        self.sending: dict[str, object] = {}  # request id -> NIXL transfer handle
-
-    def connect(self, peer: KVPoolInfo) -> None:
-        """Accept `peer` as a transfer partner; refuses a KV layout that differs from ours."""
-        self.info.check_compatible(peer)
-        if peer.agent_name not in self.peers:
-            self.agent.add_remote_agent(peer.agent_metadata)
-            self.peers[peer.agent_name] = peer
-
-    def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
-        """Start writing our `src_blocks` into `peer`'s `dst_blocks`; returns the bytes moved."""
-        remote = self.peers[peer]
-        runs = block_runs(src_blocks, dst_blocks)
-        local = self.agent.get_xfer_descs(descriptors(self.info, [(s, n) for s, _, n in runs]), self.info.mem_type)
-        far = self.agent.get_xfer_descs(descriptors(remote, [(d, n) for _, d, n in runs]), remote.mem_type)
-        handle = self.agent.initialize_xfer("WRITE", local, far, peer, request_id.encode())
-        if self.agent.transfer(handle) == "ERR":
-            raise RuntimeError(f"NIXL could not start the KV transfer of {request_id} to {peer}")
-        self.sending[request_id] = handle
-        return 2 * self.info.layout.num_layers * len(src_blocks) * self.info.block_bytes
-
-    def poll_sent(self) -> list[tuple[str, bool]]:
-        """(request id, succeeded) for transfers that ended since the last call."""
-        done = []
-        for request_id, handle in list(self.sending.items()):
-            state = self.agent.check_xfer_state(handle)
-            if state in ("DONE", "ERR"):
-                self.agent.release_xfer_handle(handle)
-                del self.sending[request_id]
-                done.append((request_id, state == "DONE"))
-        return done
-
-    def poll_received(self) -> list[str]:
-        """Request ids whose KV has fully arrived in our pool since the last call."""
-        notes = self.agent.get_new_notifs()
-        return [msg.decode() for msgs in notes.values() for msg in msgs]
+def transport_available(kind: str) -> bool:
+    if kind == "torch":
+        return True
+    try:
+        import nixl  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -43,6 +43,14 @@ class ReleaseReceiving:
 
 
 @dataclass
+class ExpectKV:
+    """Generation worker (torch.distributed transport): post the receive of this request's KV."""
+
+    request_id: str
+    source_rank: int
+
+
+@dataclass
 class Cancel:
     request_id: str
 
@@ -92,6 +100,14 @@ class Sent:
     started: float
     ended: float
     ok: bool
+
+
+@dataclass
+class KVSending:
+    """Context worker (torch.distributed transport): the send of this request's KV has been issued."""
+
+    worker: str
+    request_id: str
 
 
 @dataclass

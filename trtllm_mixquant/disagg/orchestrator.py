@@ -21,11 +21,13 @@ import asyncio
 import itertools
 import logging
 import multiprocessing as mp
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 
 from trtllm_mixquant.disagg import messages as m
+from trtllm_mixquant.disagg.kv_transfer import transport_available
 from trtllm_mixquant.disagg.requests import Event, RequestHandle, RequestState
 from trtllm_mixquant.disagg.worker import WorkerSpec, worker_main
 from trtllm_mixquant.engine.engine_dirs import resolve_engine_dirs
@@ -34,6 +36,23 @@ from trtllm_mixquant.engine.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
 TOPOLOGIES = ("disaggregated", "colocated")
+
+
+def resolve_transport(kind: str) -> str:
+    """"auto" picks NIXL where it is installed, torch.distributed otherwise."""
+    if kind not in ("auto", "nixl", "torch"):
+        raise ValueError(f"kv_transport must be auto, nixl or torch (got {kind!r})")
+    if kind == "auto":
+        return "nixl" if transport_available("nixl") else "torch"
+    if not transport_available(kind):
+        raise ValueError("kv_transport 'nixl' needs the nixl package: pip install nixl")
+    return kind
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class QueueFull(RuntimeError):
@@ -68,7 +87,7 @@ class Orchestrator:
     def __init__(self, engine_dir: str, topology: str = "disaggregated", context_workers: int = 1,
                  generation_workers: int = 1, devices: list[str] | None = None, mode: str = "mixquant",
                  num_precise_prompt_tokens: int = 1, max_pending: int = 256, request_timeout: float | None = None,
-                 max_retries: int = 1, **worker_options):
+                 max_retries: int = 1, kv_transport: str = "auto", **worker_options):
         if topology not in TOPOLOGIES:
             raise ValueError(f"topology must be one of {', '.join(TOPOLOGIES)} (got {topology!r})")
         self.dirs = resolve_engine_dirs(engine_dir, mode if topology == "colocated" else "mixquant")
@@ -77,11 +96,15 @@ class Orchestrator:
         roles = (["colocated"] * generation_workers if topology == "colocated"
                  else ["context"] * context_workers + ["generation"] * generation_workers)
         devices = devices or ["cpu"]
+        self.kv_transport = resolve_transport(kv_transport)
+        meeting = {"world_size": len(roles), "init_method": f"tcp://127.0.0.1:{free_port()}"} \
+            if self.kv_transport == "torch" and topology == "disaggregated" else {}
         counts = dict.fromkeys(roles, 0)
         self.specs = []
         for i, role in enumerate(roles):
+            rank = {"rank": i, **meeting} if meeting else {}
             self.specs.append(WorkerSpec(role, f"{role}{counts[role]}", str(engine_dir), devices[i % len(devices)],
-                                         **worker_options))
+                                         transport=self.kv_transport, **rank, **worker_options))
             counts[role] += 1
         self.workers: dict[str, WorkerHandle] = {}
         self.requests: dict[str, RequestState] = {}
@@ -222,6 +245,11 @@ class Orchestrator:
             self._on_ready(msg)
             return
         req = self.requests.get(msg.request_id)
+        if isinstance(msg, m.KVSending):
+            gen = self.workers.get(req.generation if req is not None else self.kv_owed.get(msg.request_id))
+            if gen is not None and gen.alive:
+                gen.inbox.put(m.ExpectKV(msg.request_id, self.workers[msg.worker].pool.rank))
+            return
         if isinstance(msg, m.Cancelled):
             gen = self.workers.get(self.kv_owed.pop(msg.request_id, None))
             if gen is not None and gen.alive and not msg.kv_sent:

@@ -44,6 +44,10 @@ class WorkerSpec:
     max_num_seqs: int = 64
     max_step_tokens: int = 4096
     cuda_graphs: bool = True
+    transport: str = "nixl"  # KV transfer: "nixl" or "torch" (torch.distributed)
+    rank: int = -1  # torch transport: this worker's rank, the group size and where to meet
+    world_size: int = 0
+    init_method: str = ""
 
 
 def build_core(spec: WorkerSpec) -> EngineCore:
@@ -66,15 +70,19 @@ class Worker:
         self.spec, self.inbox, self.outbox = spec, inbox, outbox
         self.core = build_core(spec)
         self.transfer = None
-        if spec.role != "colocated":
-            from trtllm_mixquant.disagg.kv_transfer import NixlKVTransfer  # needs nixl, only disaggregated
+        if spec.role != "colocated" and spec.transport == "nixl":
+            from trtllm_mixquant.disagg.nixl_transfer import NixlKVTransfer  # needs nixl
 
             self.transfer = NixlKVTransfer(spec.name, self.core.kv)
+        elif spec.role != "colocated":
+            from trtllm_mixquant.disagg.dist_transfer import TorchDistKVTransfer
+
+            self.transfer = TorchDistKVTransfer(spec.name, self.core.kv, spec.rank, spec.world_size, spec.init_method)
         self.bs = self.core.layout.block_size
         self.seqs: dict[str, Sequence] = {}  # request id -> sequence in the engine
         self.ids: dict[int, str] = {}  # sequence id -> request id
         self.waiting_blocks: deque[m.Admit] = deque()  # generation: admissions waiting for free blocks
-        self.receiving: dict[str, tuple[Sequence, int]] = {}  # generation: KV on its way
+        self.receiving: dict[str, tuple[Sequence, int, list[int]]] = {}  # generation: (seq, tokens, blocks) in flight
         self.cancelled_receiving: set[str] = set()
         self.prefills: dict[str, tuple[m.Prefill, float]] = {}  # context: request -> (order, start time)
         self.sending: dict[str, tuple[Sequence, float, int]] = {}  # context: transfers in flight
@@ -134,6 +142,9 @@ class Worker:
                     log.exception("could not connect to %s", peer.agent_name)
         elif isinstance(msg, m.Cancel):
             self.cancel(msg.request_id)
+        elif isinstance(msg, m.ExpectKV):
+            _, _, dst = self.receiving[msg.request_id]
+            self.transfer.expect(msg.request_id, msg.source_rank, dst)
         elif isinstance(msg, m.ReleaseReceiving):
             self.drop_receiving(msg.request_id)
         elif isinstance(msg, m.Shutdown):
@@ -170,14 +181,14 @@ class Worker:
             if msg.receive_until > cached:
                 first = cached // self.bs
                 dst = seq.block_table[first:-(-msg.receive_until // self.bs)]
-                self.receiving[msg.request_id] = (seq, msg.receive_until)
+                self.receiving[msg.request_id] = (seq, msg.receive_until, dst)
                 self.outbox.put(m.Admitted(self.spec.name, msg.request_id, cached, first, dst))
             else:
                 self.core.add(seq)
                 self.outbox.put(m.Admitted(self.spec.name, msg.request_id, cached, -1, []))
 
     def drop_receiving(self, request_id: str) -> None:
-        seq, _ = self.receiving.pop(request_id, (None, 0))
+        seq, _, _ = self.receiving.pop(request_id, (None, 0, None))
         self.cancelled_receiving.discard(request_id)
         if seq is not None:
             self.untrack(seq)
@@ -189,7 +200,7 @@ class Worker:
             if request_id in self.cancelled_receiving:
                 self.drop_receiving(request_id)
             elif request_id in self.receiving:
-                seq, until = self.receiving.pop(request_id)
+                seq, until, _ = self.receiving.pop(request_id)
                 seq.num_computed = until
                 self.core.add(seq)
         for request_id, ok in self.transfer.poll_sent():
@@ -208,6 +219,8 @@ class Worker:
         src = seq.block_table[order.first_block:order.first_block + len(order.dst_blocks)]
         nbytes = self.transfer.send(request_id, src, order.dest, order.dst_blocks)
         self.sending[request_id] = (seq, now, nbytes)
+        if self.spec.transport == "torch":
+            self.outbox.put(m.KVSending(self.spec.name, request_id))
 
     # ---- outputs -----------------------------------------------------------------------------
     def emit(self, out) -> None:
