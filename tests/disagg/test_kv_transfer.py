@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from trtllm_mixquant.disagg.kv_transfer import KVLayoutError, block_runs
-from trtllm_mixquant.disagg.nixl_transfer import NixlKVTransfer
+from trtllm_mixquant.disagg.kv_transfer import KVLayoutError
+from trtllm_mixquant.disagg.nixl_transfer import NixlKVTransfer, block_runs
 from trtllm_mixquant.manifest import KVCacheLayout
 from trtllm_mixquant.runtime.kv_cache import KVCache
 
@@ -17,7 +17,8 @@ LAYOUT = KVCacheLayout(num_layers=3, num_kv_heads=2, head_dim=8, block_size=4)
 
 
 def test_block_runs_coalesce_consecutive_pairs():
-    assert block_runs([3, 4, 5, 9, 10], [7, 8, 2, 3, 4]) == [(3, 7, 2), (5, 2, 1), (9, 3, 2)]
+    assert block_runs([3, 4, 5, 9, 10], [7, 8, 2, 3, 4], 8) == [(3, 7, 2), (5, 2, 1), (9, 3, 2)]
+    assert block_runs([0, 1, 2, 3, 4], [5, 6, 7, 8, 9], 2) == [(0, 5, 2), (2, 7, 2), (4, 9, 1)]
 
 
 def wait(predicate, timeout=10.0):

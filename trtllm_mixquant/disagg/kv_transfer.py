@@ -43,17 +43,6 @@ class KVPoolInfo:
                                 + "; ".join(problems) + "); build both engines with `python build.py --phase both`.")
 
 
-def block_runs(src: list[int], dst: list[int]) -> list[tuple[int, int, int]]:
-    """Coalesce parallel block lists into (src_start, dst_start, length) runs of consecutive blocks."""
-    runs: list[list[int]] = []
-    for s, d in zip(src, dst):
-        if runs and runs[-1][0] + runs[-1][2] == s and runs[-1][1] + runs[-1][2] == d:
-            runs[-1][2] += 1
-        else:
-            runs.append([s, d, 1])
-    return [tuple(r) for r in runs]
-
-
 def transport_available(kind: str) -> bool:
     if kind == "torch":
         return True
