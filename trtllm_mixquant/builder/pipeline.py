@@ -16,6 +16,7 @@ import torch
 from trtllm_mixquant.builder import calibration
 from trtllm_mixquant.builder.quantize import PRECISIONS, quantize_and_export
 from trtllm_mixquant.builder.source import SourceModel, SourceModelError, fingerprint, open_source_model
+from trtllm_mixquant.devices import resolve_device
 from trtllm_mixquant.manifest import EngineManifest, check_engine_pair
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,6 @@ def resolve_max_seq_len(source: SourceModel, requested: int | None) -> int:
     if not 1 <= requested <= limit:
         raise SourceModelError(f"--max-seq-len {requested} is outside 1..{limit} (the model's max_position_embeddings).")
     return requested
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def ensure_writable(output: Path) -> None:

@@ -23,7 +23,8 @@ from trtllm_mixquant.disagg import messages as m
 from trtllm_mixquant.disagg.kv_transfer import KVLayoutError
 from trtllm_mixquant.engine.core import EngineCore
 from trtllm_mixquant.engine.engine_dirs import resolve_engine_dirs
-from trtllm_mixquant.engine.llm import ALL_TOKENS, load_tokenizer_and_eos, resolve_device
+from trtllm_mixquant.devices import resolve_device
+from trtllm_mixquant.engine.llm import ALL_TOKENS, load_tokenizer_and_eos
 from trtllm_mixquant.engine.sampling import SamplingParams
 from trtllm_mixquant.engine.sequence import Sequence
 from trtllm_mixquant.runtime.loader import load_causal_lm

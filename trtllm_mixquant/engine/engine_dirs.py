@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +40,6 @@ def resolve_engine_dirs(path: str | Path, mode: str) -> EngineDirs:
         if mode != "bf16":
             raise ValueError(f"{path} is a Hugging Face folder, which only runs in mode='bf16'; build engines "
                              f"with `python build.py --model {path}` for {mode!r}.")
-        import json
-
         max_len = json.loads((path / "config.json").read_text()).get("max_position_embeddings", 4096)
         return EngineDirs(path, None, max_len, 32, "bf16")
     raise ValueError(f"{path} is neither a build.py output folder (with generation/engine.json) nor a "

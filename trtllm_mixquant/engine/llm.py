@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from trtllm_mixquant.devices import resolve_device
 from trtllm_mixquant.engine.core import EngineCore
 from trtllm_mixquant.engine.engine_dirs import EngineDirs, resolve_engine_dirs
 from trtllm_mixquant.engine.sampling import SamplingParams
@@ -26,12 +27,6 @@ class RequestOutput:
     text: str
     finish_reason: str
     num_cached_prompt_tokens: int
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def load_tokenizer_and_eos(folder: Path):
