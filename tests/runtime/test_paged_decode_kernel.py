@@ -13,11 +13,14 @@ ON_GPU = torch.cuda.is_available()
 # Interpreters before triton 3.7 call int() on 1-element arrays, which numpy >= 2.4 rejects.
 pytest.importorskip("triton", minversion=None if ON_GPU else "3.7")
 
-from trtllm_mixquant.runtime.kernels.paged_decode import paged_decode_attention  # noqa: E402
+from trtllm_mixquant.runtime.kernels.paged_decode import choose_num_splits, paged_decode_attention  # noqa: E402
 from trtllm_mixquant.runtime.kernels.paged_decode_reference import paged_decode_attention_reference  # noqa: E402
 
 DEVICE = torch.device("cuda" if ON_GPU else "cpu")
 CONTEXT_LENS = (1, 37, 100)  # plus block_size itself: one token, non-multiples, long-ish
+# 1: the single-kernel path; 2, 3: uneven ranges; 8: more splits than most sequences have blocks
+# (and, at block 32, than the block table has columns), so many splits are empty.
+NUM_SPLITS = (1, 2, 3, 8)
 
 
 def make_case(context_lens, num_kv_heads: int, group: int, head_dim: int, block_size: int,
@@ -47,16 +50,18 @@ def make_case(context_lens, num_kv_heads: int, group: int, head_dim: int, block_
     return tuple(t.to(DEVICE) for t in tensors)
 
 
+@pytest.mark.parametrize("num_splits", NUM_SPLITS)
 @pytest.mark.parametrize("group", [1, 2, 4])
 @pytest.mark.parametrize("block_size", [16, 32])
 @pytest.mark.parametrize("head_dim", [16, 64])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_matches_reference(dtype, head_dim, block_size, group):
+def test_matches_reference(dtype, head_dim, block_size, group, num_splits):
     q, k_cache, v_cache, block_tables, context_lens = make_case(
         (*CONTEXT_LENS, block_size), num_kv_heads=2, group=group, head_dim=head_dim, block_size=block_size,
         dtype=dtype)
     scale = head_dim ** -0.5
-    out = paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, block_size, scale)
+    out = paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, block_size, scale,
+                                 num_splits=num_splits)
     ref = paged_decode_attention_reference(q.float(), k_cache.float(), v_cache.float(), block_tables,
                                            context_lens, block_size, scale)
     assert out.dtype == dtype and out.shape == q.shape
@@ -72,13 +77,15 @@ def test_matches_reference(dtype, head_dim, block_size, group):
         assert err <= 2 ** -7 * ref.abs().max().item()
 
 
+@pytest.mark.parametrize("num_splits", NUM_SPLITS)
 @pytest.mark.parametrize("q_dtype, cache_dtype", [(torch.float32, torch.bfloat16), (torch.float16, torch.float16)])
-def test_cache_dtypes_int32_indices_and_out(q_dtype, cache_dtype):
+def test_cache_dtypes_int32_indices_and_out(q_dtype, cache_dtype, num_splits):
     q, k_cache, v_cache, block_tables, context_lens = make_case(
         (5, 64, 40), num_kv_heads=1, group=2, head_dim=32, block_size=64, dtype=q_dtype, cache_dtype=cache_dtype,
         index_dtype=torch.int32, seed=1)
     out = torch.empty_like(q)
-    result = paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 64, 0.2, out=out)
+    result = paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 64, 0.2, out=out,
+                                    num_splits=num_splits)
     ref = paged_decode_attention_reference(q.float(), k_cache.float(), v_cache.float(), block_tables,
                                            context_lens, 64, 0.2)
     assert result is out
@@ -88,15 +95,55 @@ def test_cache_dtypes_int32_indices_and_out(q_dtype, cache_dtype):
     assert (out.float() - ref).abs().max().item() <= tol
 
 
-def test_zero_context_len_gives_zeros():
-    """A CUDA-graph padding row (context_len 0) reads nothing and outputs zeros."""
+@pytest.mark.parametrize("num_splits", NUM_SPLITS)
+def test_zero_context_len_gives_zeros(num_splits):
+    """A CUDA-graph padding row (context_len 0) reads nothing and outputs zeros: with splits, all
+    of its splits are empty and their combine must not divide 0 by 0 or subtract -inf from -inf."""
     q, k_cache, v_cache, block_tables, context_lens = make_case(
         (3, 20), num_kv_heads=2, group=2, head_dim=16, block_size=16, dtype=torch.float32)
     context_lens[1] = 0
-    out = paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 16, 0.25)
+    out = paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 16, 0.25, num_splits=num_splits)
     ref = paged_decode_attention_reference(q, k_cache, v_cache, block_tables, context_lens, 16, 0.25)
     assert torch.equal(out[1], torch.zeros_like(out[1])) and torch.equal(ref[1], out[1])
     assert (out[0] - ref[0]).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("num_splits", [2, 3, 8])
+def test_splits_rescale_far_apart_maxima(num_splits):
+    """Scores of std ~30 (block maxima 37-94 here; exp overflows fp32 past 88.7): split maxima
+    differ by tens, so a combine that skipped the exp(m_s - max) rescaling, or did not subtract
+    the max, fails."""
+    q, k_cache, v_cache, block_tables, context_lens = make_case(
+        (100, 61), num_kv_heads=1, group=2, head_dim=16, block_size=16, dtype=torch.float32, seed=3)
+    out = paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 16, 8.0, num_splits=num_splits)
+    ref = paged_decode_attention_reference(q, k_cache, v_cache, block_tables, context_lens, 16, 8.0)
+    # Measured 2.4e-7; tf32x3 score errors (~1e-7 relative at |score| ~90) pass into exp().
+    assert (out - ref).abs().max().item() < 1e-5
+
+
+def test_default_num_splits_follows_the_rule():
+    """num_splits=None launches `choose_num_splits` of the shapes (132 SMs off CUDA), bit for bit."""
+    q, k_cache, v_cache, block_tables, context_lens = make_case(
+        (1, 37, 100), num_kv_heads=2, group=2, head_dim=16, block_size=16, dtype=torch.float32)
+    num_sms = torch.cuda.get_device_properties(DEVICE).multi_processor_count if ON_GPU else 132
+    chosen = choose_num_splits(3, 2, block_tables.shape[1], num_sms)
+    assert chosen == min(8, -(-2 * num_sms // 6))  # 8 block-table columns cap it on CPU
+    auto = paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 16, 0.25)
+    forced = paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 16, 0.25, num_splits=chosen)
+    assert torch.equal(auto, forced)
+
+
+@pytest.mark.parametrize("batch, num_kv_heads, max_blocks, num_sms, expected", [
+    (1, 8, 1024, 132, 33),  # Qwen3-8B, one 32K-token sequence at block 32: 264 programs
+    (16, 8, 1024, 132, 3),  # 128 programs -> 384
+    (32, 8, 1024, 132, 2),
+    (33, 8, 1024, 132, 1),  # already 264 programs: no split, no workspace
+    (1, 8, 4, 132, 4),  # never more splits than block-table columns
+    (1, 1, 4096, 132, 264),
+    (2, 8, 0, 132, 1),  # an empty block table still launches one split
+])
+def test_choose_num_splits(batch, num_kv_heads, max_blocks, num_sms, expected):
+    assert choose_num_splits(batch, num_kv_heads, max_blocks, num_sms) == expected
 
 
 def _bad(**changes):
@@ -123,6 +170,10 @@ def _bad(**changes):
     (_bad(block_tables=torch.zeros(2, 3)), "int32/int64"),
     (_bad(q=torch.zeros(2, 4, 16, dtype=torch.int32)), "fp32/fp16/bf16"),
     (_bad(out=torch.zeros(2, 4, 16, dtype=torch.bfloat16)), "out must be"),
+    (_bad(num_splits=0), "num_splits must be"),
+    (_bad(num_splits=1025), "num_splits must be"),
+    (_bad(num_splits=2.0), "num_splits must be"),
+    (_bad(num_splits=True), "num_splits must be"),
 ])
 def test_bad_arguments_raise(fn, args, message):
     with pytest.raises(ValueError, match=message):
@@ -130,9 +181,11 @@ def test_bad_arguments_raise(fn, args, message):
 
 
 @pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU for the compiled kernel")
-def test_compiled_kernel_large_and_in_cuda_graph():
+@pytest.mark.parametrize("num_splits", [1, 5, None])  # None: the SM-count rule (6 on 132 SMs)
+def test_compiled_kernel_large_and_in_cuda_graph(num_splits):
     """Llama-like shapes (D=128, GQA 4, block 64) against the reference, then the same launch
-    captured in a CUDA graph and replayed after the block tables and lengths change in place."""
+    captured in a CUDA graph and replayed after the block tables and lengths change in place
+    (with splits, the workspace is allocated inside the capture, from the graph's pool)."""
     lens = (1, 64, 300, 1000, 777, 2048)
     q, k_cache, v_cache, block_tables, context_lens = make_case(
         lens, num_kv_heads=8, group=4, head_dim=128, block_size=64, dtype=torch.bfloat16, seed=2)
@@ -143,13 +196,15 @@ def test_compiled_kernel_large_and_in_cuda_graph():
                                                context_lens, 64, scale)
         assert (out.float() - ref).abs().max().item() <= 2 ** -7 * ref.abs().max().item()  # bf16 output rounding
 
-    check(paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 64, scale))
+    check(paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 64, scale, num_splits=num_splits))
     out = torch.empty_like(q)
-    paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 64, scale, out=out)  # compile first
+    paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 64, scale, out=out,
+                           num_splits=num_splits)  # compile first
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 64, scale, out=out)
+        paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, 64, scale, out=out,
+                               num_splits=num_splits)
     context_lens.copy_(context_lens.flip(0))  # sequences swap rows: a new batch, same shapes
     block_tables.copy_(block_tables.flip(0))
     q.copy_(torch.randn_like(q))

@@ -6,6 +6,7 @@ import torch
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 INDEX_DTYPES = (torch.int32, torch.int64)
+MAX_NUM_SPLITS = 1024  # each value compiles its own kernels; the automatic choice stays far below
 
 
 def _is_pow2(n: int) -> bool:
@@ -14,7 +15,7 @@ def _is_pow2(n: int) -> bool:
 
 def check_paged_decode_args(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                             block_tables: torch.Tensor, context_lens: torch.Tensor, block_size: int,
-                            out: torch.Tensor | None = None) -> None:
+                            out: torch.Tensor | None = None, num_splits: int | None = None) -> None:
     """Raise ValueError unless the arguments of `paged_decode_attention` fit together.
 
     Reads only shapes, dtypes and devices, never values, so it is safe inside CUDA-graph capture.
@@ -49,6 +50,9 @@ def check_paged_decode_args(q: torch.Tensor, k_cache: torch.Tensor, v_cache: tor
                          f"got {block_tables.dtype} and {context_lens.dtype}")
     if out is not None and (out.shape != q.shape or out.dtype != q.dtype):
         raise ValueError(f"out must be {tuple(q.shape)} {q.dtype}, got {tuple(out.shape)} {out.dtype}")
+    if num_splits is not None and (isinstance(num_splits, bool) or not isinstance(num_splits, int)
+                                   or not 1 <= num_splits <= MAX_NUM_SPLITS):
+        raise ValueError(f"num_splits must be None or an int in [1, {MAX_NUM_SPLITS}], got {num_splits!r}")
     tensors = (q, k_cache, v_cache, block_tables, context_lens) + ((out,) if out is not None else ())
     if len({t.device for t in tensors}) != 1:
         raise ValueError(f"all tensors must be on one device, got {sorted({str(t.device) for t in tensors})}")

@@ -9,14 +9,17 @@ from trtllm_mixquant.runtime.kernels.paged_decode_checks import check_paged_deco
 
 def paged_decode_attention_reference(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                                      block_tables: torch.Tensor, context_lens: torch.Tensor, block_size: int,
-                                     scale: float, out: torch.Tensor | None = None) -> torch.Tensor:
+                                     scale: float, out: torch.Tensor | None = None,
+                                     num_splits: int | None = None) -> torch.Tensor:
     """Same contract as `paged_decode.paged_decode_attention`; computes in fp32.
 
     Gathers every sequence's slots for positions [0, max_blocks * block_size) (no host sync),
     masks positions >= context_lens (whose block-table entries may be garbage) and returns
-    [B, H, D] in q's dtype. A sequence with context_len 0 gets zeros.
+    [B, H, D] in q's dtype. A sequence with context_len 0 gets zeros. `num_splits` is validated
+    like the kernel's but otherwise unused: split-K regroups the sum of the exact softmax this
+    computes in one piece, so every split count has the same answer up to fp32 rounding.
     """
-    check_paged_decode_args(q, k_cache, v_cache, block_tables, context_lens, block_size, out)
+    check_paged_decode_args(q, k_cache, v_cache, block_tables, context_lens, block_size, out, num_splits)
     batch, num_heads, head_dim = q.shape
     num_kv_heads = k_cache.shape[1]
     pos = torch.arange(block_tables.shape[1] * block_size, device=q.device)  # [L]
