@@ -35,5 +35,8 @@ def test_helpers():
     windows = text_windows(list(range(100)), [10, 20], 5, 3, seed=1)
     assert [w.length for w in windows] == [10, 10, 10, 20, 20, 20]
     assert all(w.continuation[0] == w.prompt[-1] + 1 for w in windows)
-    summary = {"nll": {m: {-1: {"value": v}} for m, v in (("bf16", 1.0), ("quantized", 2.0), ("mixquant", 1.2))}}
+    summary = {"nll": {m: {-1: {"value": v, "low": v - 0.1, "high": v + 0.1}}
+                       for m, v in (("bf16", 1.0), ("quantized", 2.0), ("mixquant", 1.2))}}
     assert abs(gap_recovered(summary, "nll", -1) - 0.8) < 1e-9
+    summary["nll"]["quantized"][-1]["low"] = 0.9  # BF16 inside quantized's interval: no gap to recover
+    assert gap_recovered(summary, "nll", -1) is None

@@ -27,12 +27,17 @@ def summarize(records: list[dict], seed: int) -> dict[str, dict[str, dict[int, d
 
 
 def gap_recovered(summary: dict, metric: str, length: int) -> float | None:
-    """Share of the bf16-to-quantized gap that mixquant closes: 1.0 = as good as BF16, 0.0 = no better."""
+    """Share of the bf16-to-quantized gap that mixquant closes: 1.0 = as good as BF16, 0.0 = no better.
+
+    None when there is no gap to speak of: BF16's value lies inside quantized's 95% interval.
+    """
     modes = summary.get(metric, {})
     if not {"bf16", "quantized", "mixquant"} <= modes.keys() or length not in modes["bf16"]:
         return None
     b, q, mq = (modes[m][length]["value"] for m in ("bf16", "quantized", "mixquant"))
-    return None if q == b else (q - mq) / (q - b)
+    if modes["quantized"][length]["low"] <= b <= modes["quantized"][length]["high"]:
+        return None
+    return (q - mq) / (q - b)
 
 
 def format_table(title: str, summary: dict) -> str:
@@ -42,15 +47,15 @@ def format_table(title: str, summary: dict) -> str:
         modes = list(by_mode)
         lengths = sorted(next(iter(by_mode.values())))
         lines.append(f"\n{label}  (mean [95% bootstrap CI], n per cell)")
-        lines.append(f"{'context':>8} " + " ".join(f"{m:>26}" for m in modes) + f" {'gap recovered':>14}")
+        lines.append(f"{'context':>8} " + " ".join(f"{m:>32}" for m in modes) + f" {'gap recovered':>14}")
         for length in lengths:
             cells = []
             for mode in modes:
                 e = by_mode[mode][length]
-                cells.append(f"{e['value']:.4f} [{e['low']:.4f},{e['high']:.4f}] n={e['n']}"[:26].rjust(26))
+                cells.append(f"{e['value']:.4f} [{e['low']:.4f},{e['high']:.4f}] n={e['n']}".rjust(32))
             rec = gap_recovered(summary, metric, length)
             tag = "all" if length == -1 else str(length)
-            lines.append(f"{tag:>8} " + " ".join(cells) + f" {'' if rec is None else f'{100 * rec:.0f}%':>14}")
+            lines.append(f"{tag:>8} " + " ".join(cells) + f" {'no gap' if rec is None else f'{100 * rec:.0f}%':>14}")
     return "\n".join(lines)
 
 
