@@ -40,3 +40,15 @@ def test_helpers():
     assert abs(gap_recovered(summary, "nll", -1) - 0.8) < 1e-9
     summary["nll"]["quantized"][-1]["low"] = 0.9  # BF16 inside quantized's interval: no gap to recover
     assert gap_recovered(summary, "nll", -1) is None
+
+
+def test_gsm8k_benchmark_task_runs_in_process(tiny_engines, tmp_path):
+    """A benchmark file in its published schema, scored per mode (the tiny random model gets 0)."""
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text(json.dumps({"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"}) + "\n")
+    out = tmp_path / "out"
+    assert main([str(tiny_engines("qwen3")), "--tasks", f"gsm8k={data}", "--modes", "bf16,mixquant",
+                 "--max-new-tokens", "4", "--out", str(out)]) == 0
+    benchmarks = next(iter(json.loads((out / "results.json").read_text())["results"].values()))["benchmarks"]
+    assert set(benchmarks) == {"gsm8k/bf16", "gsm8k/mixquant"}
+    assert benchmarks["gsm8k/bf16"]["records"][0]["id"] and benchmarks["gsm8k/bf16"]["accuracy"]["n"] == 1

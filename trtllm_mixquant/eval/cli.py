@@ -20,7 +20,8 @@ tasks:
   quant-error   continuation NLL, KL against BF16 and greedy agreement on plain text, by context length
   agentic       exact tool call / final answer on held-out synthetic agent tasks, by context length
   NAME=PATH     a benchmark file in its published schema: math500, aime2024, aime2025, gsm8k,
-                longbench_v2, bfcl (e.g. math500=~/data/math500.jsonl)
+                longbench_v2, bfcl (e.g. math500=~/data/math500.jsonl); in-process, or against any
+                OpenAI-compatible server with --endpoint
 """
 DEFAULT_TEXT_PACKAGES = ("sympy", "networkx")  # held out from the shipped model's training data
 
@@ -56,6 +57,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--agent-tasks", type=int, default=20, help="held-out agent tasks per length")
     p.add_argument("--text", type=Path, action="append", help="text file(s) for quant-error (default: held-out Python)")
     p.add_argument("--max-new-tokens", type=int, default=512, help="for benchmarks")
+    p.add_argument("--endpoint", default=None,
+                   help="run the benchmark tasks against this OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) "
+                        "instead of the engine in-process; the mode goes in the request's `mixquant` field")
+    p.add_argument("--api-key", default=None, help="for --endpoint")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight with --endpoint")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("eval-results"))
     p.add_argument("--device", default="auto")
@@ -84,7 +90,14 @@ def evaluate_engine(args, engine_dir: Path, modes: list[str], tasks: list[str]) 
 
 
 def run_benchmark_task(llm, task: str, modes: list[str], args) -> dict:
-    from trtllm_mixquant.eval.benchmarks import CallableClient, Completion, TokenCodec, load_benchmark, run_benchmark
+    from trtllm_mixquant.eval.benchmarks import (
+        CallableClient,
+        Completion,
+        OpenAIEndpointClient,
+        TokenCodec,
+        load_benchmark,
+        run_benchmark,
+    )
 
     name, path = task.split("=", 1)
     options = {}
@@ -94,11 +107,16 @@ def run_benchmark_task(llm, task: str, modes: list[str], args) -> dict:
     items = load_benchmark(name, Path(path).expanduser(), **options)
     out = {}
     for mode in modes:
-        def complete(messages, tools, params, mode=mode):
-            result = llm.chat(messages, tools=tools, params=params, mode=mode)
-            return Completion(result.text, finish_reason=result.finish_reason)
+        if args.endpoint:
+            client = OpenAIEndpointClient(args.endpoint, api_key=args.api_key, extra_body={"mixquant": {"mode": mode}})
+            concurrency = args.concurrency
+        else:
+            def complete(messages, tools, params, mode=mode):
+                result = llm.chat(messages, tools=tools, params=params, mode=mode)
+                return Completion(result.text, finish_reason=result.finish_reason)
+            client, concurrency = CallableClient(complete), 1  # the in-process engine runs one request at a time
         params = SamplingParams(max_tokens=args.max_new_tokens)
-        result = run_benchmark(items, CallableClient(complete), params, seed=args.seed, name=f"{name}/{mode}")
+        result = run_benchmark(items, client, params, concurrency=concurrency, seed=args.seed, name=f"{name}/{mode}")
         out[f"{name}/{mode}"] = result.to_dict()
         print(f"{name} {mode}: {result.accuracy}")
     return out

@@ -100,3 +100,12 @@ def test_model_from_the_endpoint_and_retries(server, monkeypatch):
     server.replies.append((200, {"unexpected": True}))
     with pytest.raises(RuntimeError, match="not a chat completion"):
         client.complete([], None, SamplingParams())
+
+
+def test_extra_body_fields_reach_every_request():
+    from trtllm_mixquant.engine.sampling import SamplingParams
+    from trtllm_mixquant.eval.benchmarks import OpenAIEndpointClient
+
+    client = OpenAIEndpointClient("http://127.0.0.1:9", model="m", extra_body={"mixquant": {"mode": "bf16"}})
+    body = client.request_body([{"role": "user", "content": "hi"}], None, SamplingParams(max_tokens=3))
+    assert body["mixquant"] == {"mode": "bf16"} and body["model"] == "m" and body["max_tokens"] == 3

@@ -18,13 +18,15 @@ class OpenAIEndpointClient:
     """POSTs chat completions to base_url (e.g. http://host:8000/v1); thread-safe.
 
     model: the served model name; None asks the endpoint's `/models` for the first one.
+    extra_body: extra top-level fields for every request (vendor extensions).
     timeout: seconds to wait for a reply (long: reasoning replies arrive whole, not streamed).
     Connection errors and 429/5xx answers are retried `max_retries` times with a growing pause.
     """
 
     def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None,
-                 timeout: float = 3600.0, max_retries: int = 3):
+                 timeout: float = 3600.0, max_retries: int = 3, extra_body: dict[str, Any] | None = None):
         self.base_url = base_url.rstrip("/")
+        self.extra_body = extra_body or {}  # e.g. {"mixquant": {"mode": "bf16"}} for our server
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.timeout, self.max_retries = timeout, max_retries
         self.model = model or self._first_model()
@@ -47,7 +49,7 @@ class OpenAIEndpointClient:
             body["top_k"] = params.top_k
         if tools:
             body["tools"] = tools
-        return body
+        return {**body, **self.extra_body}
 
     def complete(self, messages: list[Message], tools: Tools, params: SamplingParams) -> Completion:
         reply = self._send("POST", "/chat/completions", self.request_body(messages, tools, params))
