@@ -61,7 +61,7 @@ def build_core(spec: WorkerSpec) -> EngineCore:
         model = load_causal_lm(dirs.generation, dirs.context if spec.role == "colocated" else None, dtype, device,
                                make_quantized_kernel)
     tokenizer, eos_ids = load_tokenizer_and_eos(dirs.generation)
-    num_blocks = spec.kv_cache_blocks or max(4 * -(-dirs.max_seq_len // dirs.block_size), 64)
+    num_blocks = spec.kv_cache_blocks or dirs.default_kv_blocks()
     return EngineCore(model, tokenizer, dirs.block_size, dirs.max_seq_len, eos_ids, num_blocks,
                       spec.max_num_seqs, spec.max_step_tokens, spec.cuda_graphs)
 

@@ -19,6 +19,10 @@ class EngineDirs:
     block_size: int
     precision: str  # the context engine's precision, or "bf16"
 
+    def default_kv_blocks(self) -> int:
+        """KV blocks when none are asked for: room for four sequences of the maximum length."""
+        return max(4 * -(-self.max_seq_len // self.block_size), 64)
+
 
 def resolve_engine_dirs(path: str | Path, mode: str) -> EngineDirs:
     if mode not in MODES:

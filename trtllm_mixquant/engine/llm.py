@@ -23,7 +23,8 @@ ALL_TOKENS = 1 << 62
 @dataclass
 class RequestOutput:
     prompt_token_ids: list[int]
-    token_ids: list[int]
+    token_ids: list[int]  # every generated token, the EOS or stop token that ended it included
+    content_ids: list[int]  # token_ids without that final EOS or stop token: what `text` decodes
     text: str
     finish_reason: str
     num_cached_prompt_tokens: int
@@ -70,7 +71,7 @@ class LLM:
         model = load_causal_lm(self.dirs.generation, self.dirs.context if mode != "bf16" else None,
                                dtype, self.device, make_quantized_kernel)
         self.tokenizer, eos_ids = load_tokenizer_and_eos(self.dirs.generation)
-        num_blocks = kv_cache_blocks or max(4 * -(-self.dirs.max_seq_len // self.dirs.block_size), 64)
+        num_blocks = kv_cache_blocks or self.dirs.default_kv_blocks()
         self.core = EngineCore(model, self.tokenizer, self.dirs.block_size, self.dirs.max_seq_len, eos_ids,
                                num_blocks, max_num_seqs, max_step_tokens, cuda_graphs)
         log.info("LLM %s: mode %s, context precision %s, device %s, %d KV blocks of %d tokens",
@@ -111,7 +112,7 @@ class LLM:
         if seq.finish_reason == "stop" and ids and (ids[-1] in self.core.eos_ids or ids[-1] in seq.params.stop_token_ids):
             ids = ids[:-1]
         text = seq.output_text if seq.output_text else self.tokenizer.decode(ids, skip_special_tokens=True)
-        return RequestOutput(seq.token_ids[:seq.num_prompt_tokens], seq.output_ids, text, seq.finish_reason,
+        return RequestOutput(seq.token_ids[:seq.num_prompt_tokens], seq.output_ids, ids, text, seq.finish_reason,
                              seq.num_cached_prompt)
 
     def generate(self, prompts, params: SamplingParams | None = None, mode: str | None = None) -> list[RequestOutput]:

@@ -30,8 +30,7 @@ def agentic_accuracy(llm, tasks: list[AgentTask], modes: list[str], max_tokens: 
     records = []
     for mode in modes:
         for (task, dp), out in zip(points, llm.generate(prompts, params, mode=mode)):
-            ids = out.token_ids[:-1] if out.finish_reason == "stop" else out.token_ids
-            reply = llm.tokenizer.decode(ids, skip_special_tokens=False)
+            reply = llm.tokenizer.decode(out.content_ids, skip_special_tokens=False)
             records.append({"length": task.budget, "mode": mode, "task": task.seed, "kind": dp.kind,
                             "correct": float(dp.is_correct(reply))})
     return records
