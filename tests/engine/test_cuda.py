@@ -29,3 +29,37 @@ def test_gpu_fp32_matches_cpu(tiny_engines):
     gpu = LLM(engines, mode="mixquant", device="cuda", dtype=torch.float32).generate(PROMPTS, GREEDY)
     cpu = LLM(engines, mode="mixquant", device="cpu", dtype=torch.float32).generate(PROMPTS, GREEDY)
     assert [o.token_ids for o in gpu] == [o.token_ids for o in cpu]
+
+
+@pytest.mark.parametrize("precision", ["nvfp4", "fp8"])
+def test_compiled_layers_equal_eager(tiny_engines, precision):
+    """fp32, so that fusion cannot change rounding beyond reduction order; prefill, decode and the
+    mixed step all go through the compiled regions."""
+    engines = tiny_engines("qwen3", precision)
+    runs = [LLM(engines, mode="mixquant", device="cuda", dtype=torch.float32, cuda_graphs=False,
+                compile_regions=c).generate(PROMPTS, GREEDY) for c in (False, True)]
+    assert [o.token_ids for o in runs[0]] == [o.token_ids for o in runs[1]]
+
+
+def test_prefill_attention_backend_matches_math():
+    """The preferred backends (cuDNN first) against SDPA's math kernel in fp32 on the same bf16 inputs.
+    The fused kernel accumulates in fp32 and rounds its output to bf16 (half an ulp), so 4 bf16 ulps
+    of the output scale is ample; a wrong mask, scale or head mapping gives errors of order 1."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from trtllm_mixquant.runtime.attention import paged_attention
+    from trtllm_mixquant.runtime.batch import StepBatch
+
+    t, h, hkv, d, bs = 2048, 8, 2, 128, 32
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (torch.randn(t, n, d, device="cuda", generator=g, dtype=torch.bfloat16) for n in (h, hkv, hkv))
+    pos = torch.arange(t, device="cuda")
+    batch = StepBatch(pos, pos, pos, 0, torch.tensor([0, t], device="cuda"), torch.tensor([t], device="cuda"),
+                      torch.arange(t // bs, device="cuda")[None], t, t, pos[-1:])
+    out = paged_attention(q, k, v, None, None, batch, bs, d ** -0.5)
+    with sdpa_kernel(SDPBackend.MATH):
+        ref = torch.nn.functional.scaled_dot_product_attention(
+            q.transpose(0, 1)[None].float(), k.transpose(0, 1)[None].float().repeat_interleave(h // hkv, 1),
+            v.transpose(0, 1)[None].float().repeat_interleave(h // hkv, 1), is_causal=True, scale=d ** -0.5)
+    ref = ref[0].transpose(0, 1)
+    assert (out.float() - ref).abs().max() < 4 * 2 ** -8 * ref.abs().max()

@@ -45,6 +45,7 @@ class WorkerSpec:
     max_num_seqs: int = 64
     max_step_tokens: int = 4096
     cuda_graphs: bool = True
+    compile_regions: bool = True
     transport: str = "nixl"  # KV transfer: "nixl" or "torch" (torch.distributed)
     rank: int = -1  # torch transport: this worker's rank, the group size and where to meet
     world_size: int = 0
@@ -63,7 +64,7 @@ def build_core(spec: WorkerSpec) -> EngineCore:
     tokenizer, eos_ids = load_tokenizer_and_eos(dirs.generation)
     num_blocks = spec.kv_cache_blocks or dirs.default_kv_blocks()
     return EngineCore(model, tokenizer, dirs.block_size, dirs.max_seq_len, eos_ids, num_blocks,
-                      spec.max_num_seqs, spec.max_step_tokens, spec.cuda_graphs)
+                      spec.max_num_seqs, spec.max_step_tokens, spec.cuda_graphs, spec.compile_regions)
 
 
 class Worker:

@@ -32,7 +32,8 @@ class StepOutput:
 
 class EngineCore:
     def __init__(self, model: CausalLM, tokenizer, block_size: int, max_seq_len: int, eos_ids: set[int],
-                 num_blocks: int, max_num_seqs: int = 64, max_step_tokens: int = 4096, cuda_graphs: bool = True):
+                 num_blocks: int, max_num_seqs: int = 64, max_step_tokens: int = 4096, cuda_graphs: bool = True,
+                 compile_regions: bool = True):
         cfg = model.config
         self.model, self.tokenizer, self.eos_ids, self.max_seq_len = model, tokenizer, eos_ids, max_seq_len
         self.layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, "bfloat16", block_size)
@@ -43,7 +44,8 @@ class EngineCore:
         self.kv = KVCache(self.layout, num_blocks + 1, device, dtype)  # + 1 scratch block for padding
         self.blocks = BlockManager(num_blocks, block_size)
         max_blocks_per_seq = -(-max_seq_len // block_size)
-        self.runner = ModelRunner(model, self.kv, num_blocks, max_blocks_per_seq, max_num_seqs, cuda_graphs)
+        self.runner = ModelRunner(model, self.kv, num_blocks, max_blocks_per_seq, max_num_seqs, cuda_graphs,
+                                  compile_regions)
         self.scheduler = Scheduler(self.blocks, max_num_seqs, max_step_tokens)
 
     def add(self, seq: Sequence) -> None:

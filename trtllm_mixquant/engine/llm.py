@@ -64,7 +64,7 @@ class LLM:
     def __init__(self, engine_dir: str | Path, mode: str = "mixquant", device: str = "auto",
                  dtype: torch.dtype = torch.bfloat16, num_precise_prompt_tokens: int = 1,
                  kv_cache_blocks: int | None = None, max_num_seqs: int = 64, max_step_tokens: int = 4096,
-                 cuda_graphs: bool = True):
+                 cuda_graphs: bool = True, compile_regions: bool = True):
         self.dirs = resolve_engine_dirs(engine_dir, mode)
         self.mode, self.k = mode, num_precise_prompt_tokens
         self.device = resolve_device(device)
@@ -73,7 +73,7 @@ class LLM:
         self.tokenizer, eos_ids = load_tokenizer_and_eos(self.dirs.generation)
         num_blocks = kv_cache_blocks or self.dirs.default_kv_blocks()
         self.core = EngineCore(model, self.tokenizer, self.dirs.block_size, self.dirs.max_seq_len, eos_ids,
-                               num_blocks, max_num_seqs, max_step_tokens, cuda_graphs)
+                               num_blocks, max_num_seqs, max_step_tokens, cuda_graphs, compile_regions)
         log.info("LLM %s: mode %s, context precision %s, device %s, %d KV blocks of %d tokens",
                  engine_dir, mode, self.dirs.precision, self.device, num_blocks, self.dirs.block_size)
 

@@ -1,4 +1,5 @@
-"""Runs the model for a `StepBatch`; on CUDA, decode steps replay captured CUDA graphs.
+"""Runs the model for a `StepBatch`; on CUDA, the layers run compiled (`CausalLM.compile_regions`)
+and decode steps replay captured CUDA graphs.
 
 A decode step (one new token per sequence, all through the same weights) has static shapes once its
 batch is padded to a captured size and its block tables to the engine's maximum, so it is captured
@@ -22,13 +23,17 @@ GRAPH_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 
 class ModelRunner:
     def __init__(self, model: CausalLM, kv: KVCache, scratch_block: int, max_blocks_per_seq: int,
-                 max_num_seqs: int, use_cuda_graphs: bool):
+                 max_num_seqs: int, use_cuda_graphs: bool, compile_regions: bool = True):
         self.model, self.kv = model, kv
         self.device = kv.k.device
         self.scratch_block, self.max_blocks = scratch_block, max_blocks_per_seq
         self.graph_sizes = [b for b in GRAPH_BATCH_SIZES if b <= max(max_num_seqs, 1)]
         self.graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, StepBatch, torch.Tensor]] = {}
         self.use_graphs = use_cuda_graphs and self.device.type == "cuda"
+        if compile_regions and self.device.type == "cuda":
+            model.compile_regions()
+            log.info("layers compiled with torch.compile: the first step of each kind (prefill, decode, "
+                     "precise, quantized) compiles for a while")
 
     @torch.inference_mode()
     def forward(self, batch: StepBatch) -> torch.Tensor:

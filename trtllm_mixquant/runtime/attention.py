@@ -2,16 +2,22 @@
 
 On top of `scaled_dot_product_attention`: each segment's keys and values are gathered from its
 blocks into a padded [S, max_context_len] tensor and masked. A whole-prompt prefill of a single
-sequence (the long-prompt case) skips the gather and uses the causal kernel; decode steps on CUDA
-use the Triton paged-decode kernel (static launch shape, so they can be captured in a CUDA graph).
+sequence (the long-prompt case) skips the gather and uses the causal kernel, cuDNN's first (on an
+H200 it ran at 592 TFLOP/s at 8K tokens against 286 for the flash backend that SDPA picks by
+default); decode steps on CUDA use the Triton paged-decode kernel (static launch shape, so they can
+be captured in a CUDA graph).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from trtllm_mixquant.runtime.batch import StepBatch
+
+PREFILL_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                    SDPBackend.MATH]  # in order of preference; SDPA skips those that can't take the inputs
 
 
 def write_kv(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -37,8 +43,9 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: 
         # or grouped-query call falls back to the math kernel, which materialises [H, T, T]).
         group = q.shape[1] // k.shape[1]
         k, v = (t.repeat_interleave(group, dim=1) for t in (k, v))
-        out = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k.transpose(0, 1)[None],
-                                             v.transpose(0, 1)[None], is_causal=True, scale=scale)
+        with sdpa_kernel(PREFILL_BACKENDS, set_priority=True):
+            out = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k.transpose(0, 1)[None],
+                                                 v.transpose(0, 1)[None], is_causal=True, scale=scale)
         return out[0].transpose(0, 1)
     device = q.device
     kv_pos = torch.arange(batch.max_context_len, device=device)  # [L]

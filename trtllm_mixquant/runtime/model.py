@@ -1,7 +1,12 @@
 """Decoder-only transformer for the Qwen3, Qwen2/2.5 and Llama 3 families.
 
 Module names follow Hugging Face (`model.layers.N.self_attn.o_proj`, ...) so checkpoints load by
-name; q/k/v and gate/up are fused (`qkv_proj`, `gate_up_proj`), each loaded from its parts. The forward works on a flat [T] token batch with a paged KV cache (see `StepBatch`).
+name; q/k/v and gate/up are fused (`qkv_proj`, `gate_up_proj`), each loaded from its parts. The
+forward works on a flat [T] token batch with a paged KV cache (see `StepBatch`).
+
+Each layer is two regions around attention, `pre_attention` and `post_attention`: on a GPU,
+`CausalLM.compile_regions` compiles them so that the norms, RoPE, SiLU-mul, residual adds and the
+FP8 activation quantization each fuse into the kernel that produces their input.
 """
 
 from __future__ import annotations
@@ -30,19 +35,25 @@ class Attention(torch.nn.Module):
             self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps)
         self.rotary = rotary
 
-    def forward(self, x: torch.Tensor, batch: StepBatch, k_cache: torch.Tensor, v_cache: torch.Tensor,
-                block_size: int) -> torch.Tensor:
-        t, nq = x.shape[0], batch.num_quantized
-        q, k, v = self.qkv_proj(x, nq).split(self.qkv_proj.out_sizes, dim=-1)
+    def project(self, x: torch.Tensor, positions: torch.Tensor,
+                num_quantized: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x [T, hidden] -> q [T, H, D], k and v [T, Hkv, D], normed (Qwen3) and rotated."""
+        t = x.shape[0]
+        q, k, v = self.qkv_proj(x, num_quantized).split(self.qkv_proj.out_sizes, dim=-1)
         q = q.reshape(t, self.num_heads, self.head_dim)
         k = k.reshape(t, self.num_kv_heads, self.head_dim)
         v = v.reshape(t, self.num_kv_heads, self.head_dim)
         if hasattr(self, "q_norm"):
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k = self.rotary(batch.positions, q, k)
+        q, k = self.rotary(positions, q, k)
+        return q, k, v
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: StepBatch, k_cache: torch.Tensor,
+               v_cache: torch.Tensor, block_size: int) -> torch.Tensor:
+        """Store k, v in the paged cache and attend: [T, H, D] -> [T, H * D]."""
         write_kv(k_cache, v_cache, k, v, batch.slot_mapping)
         out = paged_attention(q, k, v, k_cache, v_cache, batch, block_size, self.head_dim ** -0.5)
-        return self.o_proj(out.reshape(t, -1), nq)
+        return out.reshape(q.shape[0], -1)
 
 
 class MLP(torch.nn.Module):
@@ -67,8 +78,18 @@ class DecoderLayer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, batch: StepBatch, k_cache: torch.Tensor, v_cache: torch.Tensor,
                 block_size: int) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), batch, k_cache, v_cache, block_size)
-        return x + self.mlp(self.post_attention_layernorm(x), batch.num_quantized)
+        q, k, v = self.pre_attention(x, batch.positions, batch.num_quantized)
+        out = self.self_attn.attend(q, k, v, batch, k_cache, v_cache, block_size)
+        return self.post_attention(x, out, batch.num_quantized)
+
+    def pre_attention(self, x: torch.Tensor, positions: torch.Tensor, num_quantized: int):
+        """Norm, q/k/v projection, q/k norm and RoPE: everything between the residual and attention."""
+        return self.self_attn.project(self.input_layernorm(x), positions, num_quantized)
+
+    def post_attention(self, x: torch.Tensor, attn: torch.Tensor, num_quantized: int) -> torch.Tensor:
+        """Output projection, residual, norm, MLP, residual: x, attn [T, hidden] -> [T, hidden]."""
+        x = x + self.self_attn.o_proj(attn, num_quantized)
+        return x + self.mlp(self.post_attention_layernorm(x), num_quantized)
 
 
 class DecoderModel(torch.nn.Module):
@@ -96,3 +117,15 @@ class CausalLM(torch.nn.Module):
             x = layer(x, batch, kv_cache.k[i], kv_cache.v[i], kv_cache.layout.block_size)
         x = self.model.norm(x[batch.logits_indices])
         return self.lm_head(x).float()
+
+    def compile_regions(self) -> None:
+        """torch.compile every layer's `pre_attention` and `post_attention` (dynamic token count).
+
+        All layers share one compiled graph per variant: no precision (nothing quantized), all quantized,
+        a mixed step, one token. Attention stays eager (the cuDNN/flash kernels and our Triton decode
+        kernel gain nothing from it).
+        """
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
+        for layer in self.model.layers:
+            layer.pre_attention = torch.compile(layer.pre_attention, dynamic=True)
+            layer.post_attention = torch.compile(layer.post_attention, dynamic=True)

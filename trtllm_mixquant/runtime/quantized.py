@@ -33,6 +33,17 @@ def _param(t: torch.Tensor) -> torch.nn.Parameter:
     return torch.nn.Parameter(t, requires_grad=False)
 
 
+@torch.compiler.disable
+def _eager_fake_quantize_nvfp4(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """The bit-exact emulation stays eager inside compiled regions: its numerics are the tested ones."""
+    return fake_quantize_nvfp4(x, scale, check_values=False)
+
+
+@torch.compiler.disable
+def _eager_quantize_nvfp4(x: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return quantize_nvfp4(x, scale, check_values=False)
+
+
 class Nvfp4EmulatedLinear(torch.nn.Module):
     """y = fakequant_nvfp4(x; input_scale) @ W^T + b, W the dequantized NVFP4 weight, in `dtype`."""
 
@@ -43,7 +54,7 @@ class Nvfp4EmulatedLinear(torch.nn.Module):
         self.bias = None if bias is None else _param(bias.to(weight.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(fake_quantize_nvfp4(x, self.input_scale, check_values=False), self.weight, self.bias)
+        return F.linear(_eager_fake_quantize_nvfp4(x, self.input_scale), self.weight, self.bias)
 
 
 class Nvfp4NativeLinear(torch.nn.Module):
@@ -62,7 +73,7 @@ class Nvfp4NativeLinear(torch.nn.Module):
         self.dtype = dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        packed, scales = quantize_nvfp4(x, self.input_scale, check_values=False)
+        packed, scales = _eager_quantize_nvfp4(x, self.input_scale)
         out = torch._scaled_mm(packed.view(torch.float4_e2m1fn_x2), self.weight.t(), swizzle_block_scales(scales),
                                self.weight_scales, out_dtype=self.dtype)
         out = out * self.alpha.to(self.dtype)
@@ -70,7 +81,8 @@ class Nvfp4NativeLinear(torch.nn.Module):
 
 
 def _fp8_static(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """`quantize_fp8_per_tensor` without its checks: one fused elementwise pass once compiled."""
+    """`quantize_fp8_per_tensor` without its checks: one fused elementwise pass once compiled (inside a
+    compiled region it fuses into the kernel producing x: the norm or the SiLU-mul)."""
     return (x.float() / scale).to(x.dtype).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
 
 
@@ -100,7 +112,8 @@ class Fp8Linear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.native:
-            xq = fused_fp8_quantizer()(x, self.input_scale)
+            quantize = _fp8_static if torch.compiler.is_compiling() else fused_fp8_quantizer()
+            xq = quantize(x, self.input_scale)
             if self.weight_scale.dim() == 0:
                 scale_a, scale_b = self.input_scale, self.weight_scale
             else:
