@@ -21,6 +21,11 @@ def test_block_runs_coalesce_consecutive_pairs():
     assert block_runs([0, 1, 2, 3, 4], [5, 6, 7, 8, 9], 2) == [(0, 5, 2), (2, 7, 2), (4, 9, 1)]
 
 
+def test_block_runs_coalesce_recycled_blocks_handed_out_in_descending_order():
+    """A block manager recycles a freed sequence's blocks tail first; the pairs must still coalesce."""
+    assert block_runs([12, 11, 10, 3, 2], [40, 39, 38, 37, 36], 8) == [(2, 36, 2), (10, 38, 3)]
+
+
 def wait(predicate, timeout=10.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
