@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from trtllm_mixquant.runtime.attention import paged_attention, write_kv
 from trtllm_mixquant.runtime.batch import StepBatch
+from trtllm_mixquant.runtime.compile import compile_exact
 from trtllm_mixquant.runtime.config import ModelConfig
 from trtllm_mixquant.runtime.kv_cache import KVCache
 from trtllm_mixquant.runtime.layers.linear import Linear
@@ -127,5 +128,5 @@ class CausalLM(torch.nn.Module):
         """
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
         for layer in self.model.layers:
-            layer.pre_attention = torch.compile(layer.pre_attention, dynamic=True)
-            layer.post_attention = torch.compile(layer.post_attention, dynamic=True)
+            layer.pre_attention = compile_exact(layer.pre_attention)
+            layer.post_attention = compile_exact(layer.post_attention)

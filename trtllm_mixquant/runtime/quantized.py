@@ -23,6 +23,7 @@ from trtllm_mixquant.formats import (
     quantize_nvfp4,
     swizzle_block_scales,
 )
+from trtllm_mixquant.runtime.compile import compile_exact
 from trtllm_mixquant.runtime.loader import CheckpointError, TensorReader
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def _fp8_static(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 @functools.cache
 def fused_fp8_quantizer():
     """The static FP8 activation quantizer compiled into one kernel (eager it costs as much as the GEMM)."""
-    return torch.compile(_fp8_static, dynamic=True)
+    return compile_exact(_fp8_static)
 
 
 class Fp8Linear(torch.nn.Module):
