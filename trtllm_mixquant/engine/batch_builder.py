@@ -72,5 +72,6 @@ def build_step(chunks: list[tuple[Sequence, int]], block_size: int) -> tuple[Ste
         max_query_len=max(s.end - s.start for s in segments),
         max_context_len=max(context_lens),
         logits_indices=torch.tensor([r for r, _ in next_rows] + [r for r, _, _ in score_rows], dtype=torch.long),
+        num_kv_tokens=sum(context_lens),
     )
     return batch, LogitRows([s for _, s in next_rows], [(s, p) for _, s, p in score_rows])

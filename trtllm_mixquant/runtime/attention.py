@@ -1,11 +1,11 @@
 """Attention over the paged KV cache, vectorised over segments (no Python loop over sequences).
 
-On top of `scaled_dot_product_attention`: each segment's keys and values are gathered from its
-blocks into a padded [S, max_context_len] tensor and masked. A whole-prompt prefill of a single
-sequence (the long-prompt case) skips the gather and uses the causal kernel, cuDNN's first (on an
-H200 it ran at 592 TFLOP/s at 8K tokens against 286 for the flash backend that SDPA picks by
-default); decode steps on CUDA use the Triton paged-decode kernel (static launch shape, so they can
-be captured in a CUDA graph).
+| step | kernel |
+|---|---|
+| decode on CUDA (one query token per segment) | our Triton paged-decode kernel: reads the block tables itself, static launch shape (CUDA graphs) |
+| one whole prompt (one segment, nothing cached) | causal SDPA, cuDNN first: on an H200 592 TFLOP/s at 8K tokens against 286 for the flash backend SDPA picks by default |
+| anything else on CUDA in bf16/fp16 (chunked prefill, a turn over a cached prefix, mixed steps) | each segment's keys and values gathered from its blocks into one packed [sum(context_lens)] tensor, then variable-length flash attention with bottom-right causal alignment |
+| anything else (CPU, fp32) | keys and values gathered into a padded [S, max_context_len] tensor, masked SDPA |
 """
 
 from __future__ import annotations
@@ -39,14 +39,54 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: 
 
         return paged_decode_attention(q, k_cache, v_cache, batch.block_tables, batch.context_lens, block_size, scale)
     if batch.block_tables.shape[0] == 1 and batch.max_query_len == batch.max_context_len:
-        # 4-D [1, H, T, D] with K/V heads repeated: the shape the flash and cuDNN kernels take (a 3-D
-        # or grouped-query call falls back to the math kernel, which materialises [H, T, T]).
-        group = q.shape[1] // k.shape[1]
-        k, v = (t.repeat_interleave(group, dim=1) for t in (k, v))
-        with sdpa_kernel(PREFILL_BACKENDS, set_priority=True):
-            out = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k.transpose(0, 1)[None],
-                                                 v.transpose(0, 1)[None], is_causal=True, scale=scale)
-        return out[0].transpose(0, 1)
+        return causal_prompt_attention(q, k, v, scale)
+    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16) and q.shape[-1] <= 256:
+        return varlen_attention(q, k_cache, v_cache, batch, block_size, scale)
+    return masked_attention(q, k_cache, v_cache, batch, block_size, scale)
+
+
+def causal_prompt_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    """One whole prompt: q [T, H, D], k, v [T, Hkv, D] -> [T, H, D]."""
+    # 4-D [1, H, T, D] with K/V heads repeated: the shape the flash and cuDNN kernels take (a 3-D or
+    # grouped-query call falls back to the math kernel, which materialises [H, T, T]).
+    group = q.shape[1] // k.shape[1]
+    k, v = (t.repeat_interleave(group, dim=1) for t in (k, v))
+    with sdpa_kernel(PREFILL_BACKENDS, set_priority=True):
+        out = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k.transpose(0, 1)[None],
+                                             v.transpose(0, 1)[None], is_causal=True, scale=scale)
+    return out[0].transpose(0, 1)
+
+
+def packed_kv_slots(batch: StepBatch, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cache slots of every segment's keys, segment after segment: slots [sum(context_lens)] and the
+    segments' starts in it, kv_start [S + 1]."""
+    device = batch.context_lens.device
+    total = batch.num_kv_tokens if batch.num_kv_tokens is not None else int(batch.context_lens.sum())
+    kv_start = F.pad(batch.context_lens.cumsum(0), (1, 0))  # [S + 1]
+    segment = torch.repeat_interleave(torch.arange(len(batch.context_lens), device=device), batch.context_lens,
+                                      output_size=total)  # [Tk]
+    pos = torch.arange(total, device=device) - kv_start[segment]  # [Tk] position within its sequence
+    return batch.block_tables[segment, pos // block_size] * block_size + pos % block_size, kv_start
+
+
+def varlen_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, batch: StepBatch,
+                     block_size: int, scale: float) -> torch.Tensor:
+    """Flash attention over packed segments (CUDA, bf16/fp16): q [T, H, D] -> [T, H, D].
+
+    Each segment's queries are the last q_len of its context_len keys; flash aligns the causal mask
+    bottom-right when the two lengths differ, which is exactly that. Grouped-query heads are native.
+    """
+    slots, kv_start = packed_kv_slots(batch, block_size)
+    keys, values = k_cache[slots].to(q.dtype), v_cache[slots].to(q.dtype)  # [Tk, Hkv, D]
+    # aten's op under torch.nn.attention.varlen.varlen_attn, which older torch releases lack.
+    return torch.ops.aten._flash_attention_forward(
+        q, keys, values, batch.query_start.int(), kv_start.int(), batch.max_query_len, batch.max_context_len,
+        0.0, True, False, scale=scale)[0]
+
+
+def masked_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, batch: StepBatch,
+                     block_size: int, scale: float) -> torch.Tensor:
+    """Any device and dtype: padded [S, max_context_len] keys and an explicit mask; q [T, H, D] -> [T, H, D]."""
     device = q.device
     kv_pos = torch.arange(batch.max_context_len, device=device)  # [L]
     slots = batch.block_tables[:, kv_pos // block_size] * block_size + kv_pos % block_size  # [S, L]

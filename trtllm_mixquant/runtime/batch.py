@@ -25,6 +25,7 @@ class StepBatch:
     max_query_len: int
     max_context_len: int
     logits_indices: torch.Tensor  # [R] int64, token rows whose logits are wanted
+    num_kv_tokens: int | None = None  # sum(context_lens) when the host knows it (saves a device sync)
 
     @property
     def num_tokens(self) -> int:
