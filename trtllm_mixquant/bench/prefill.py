@@ -1,10 +1,12 @@
 """Prefill throughput: our BF16, FP8-context and NVFP4-emulated-context forward against Hugging Face
 transformers BF16, in one process on one GPU, with random weights of a real architecture shape.
 
-    trtllm-mixquant bench prefill --shape qwen3-8b --lengths 2048,8192,32768 [--eager]
+    trtllm-mixquant bench prefill --shape qwen3-8b --lengths 2048,8192,32768,30720+2048 [--eager]
 
-Times one whole-prompt prefill of a single sequence (logits of the last token), with CUDA events,
-after warm-up; prints the median and the ratios against our BF16 and against transformers. Our
+Times the prefill of one sequence (logits of its last token), with CUDA events, after warm-up;
+prints the median and the ratios against our BF16 and against transformers. A length `N` is a whole
+prompt of N tokens; `C+N` is an agent's next turn: N new tokens after C tokens already in the KV
+cache (transformers: its DynamicCache holding C tokens, cropped back after each run). Our
 forward runs as the engine runs it on a GPU (layers compiled with `CausalLM.compile_regions`) unless
 `--eager`; transformers runs eagerly with its SDPA attention, as `from_pretrained` gives it.
 """
@@ -50,11 +52,19 @@ def median_ms(fn, warmup: int = 3, reps: int = 7) -> float:
     return statistics.median(times)
 
 
-def prefill_batch(t: int, block_size: int, device) -> StepBatch:
-    pos = torch.arange(t)
-    table = torch.arange(-(-t // block_size))[None]
-    return StepBatch(torch.randint(0, 1000, (t,)), pos, pos.clone(), 0, torch.tensor([0, t]), torch.tensor([t]),
-                     table, t, t, torch.tensor([t - 1])).to(device)
+def parse_case(text: str) -> tuple[int, int]:
+    """"N" -> (0, N) a whole prompt; "C+N" -> (C, N) N new tokens after C cached ones."""
+    cached, _, new = text.strip().rpartition("+")
+    return int(cached or 0), int(new)
+
+
+def prefill_batch(cached: int, new: int, block_size: int, device) -> StepBatch:
+    """N new tokens of one sequence whose first C are already in blocks 0, 1, ... (slot = position)."""
+    total = cached + new
+    pos = torch.arange(cached, total)
+    table = torch.arange(-(-total // block_size))[None]
+    return StepBatch(torch.randint(0, 1000, (new,)), pos, pos.clone(), 0, torch.tensor([0, new]), torch.tensor([total]),
+                     table, new, total, torch.tensor([new - 1]), total).to(device)
 
 
 def attach_quantized(model: CausalLM, precision: str) -> None:
@@ -72,7 +82,7 @@ def attach_quantized(model: CausalLM, precision: str) -> None:
                     weight, nvfp4_per_tensor_scale(torch.tensor(ACT_AMAX, device=w.device)), None)
 
 
-def ours(hf_model, lengths: list[int], eager: bool) -> dict[str, dict[int, float]]:
+def ours(hf_model, cases: list[tuple[int, int]], eager: bool) -> dict[str, dict[tuple[int, int], float]]:
     cfg = ModelConfig.from_hf(hf_model.config.to_dict())
     device = torch.device("cuda")
     with torch.device(device):
@@ -83,7 +93,7 @@ def ours(hf_model, lengths: list[int], eager: bool) -> dict[str, dict[int, float
             module.precise = DenseLinear(torch.cat([state[f"{p}.weight"] for p in module.checkpoint_names(name)]), None)
     model.load_state_dict({k: v for k, v in state.items() if "proj" not in k}, strict=False)
     layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, "bfloat16", 32)
-    kv = KVCache(layout, -(-max(lengths) // 32), device)
+    kv = KVCache(layout, -(-max(c + n for c, n in cases) // 32), device)
     if not eager:
         model.compile_regions()
     results = {}
@@ -91,11 +101,11 @@ def ours(hf_model, lengths: list[int], eager: bool) -> dict[str, dict[int, float
         if variant != "bf16":
             attach_quantized(model, variant.split("-")[0])
         results[variant] = {}
-        for t in lengths:
-            batch = prefill_batch(t, 32, device)
-            batch.num_quantized = 0 if variant == "bf16" else t
+        for cached, new in cases:
+            batch = prefill_batch(cached, new, 32, device)
+            batch.num_quantized = 0 if variant == "bf16" else new
             with torch.inference_mode():
-                results[variant][t] = median_ms(lambda: model(batch, kv))
+                results[variant][cached, new] = median_ms(lambda: model(batch, kv))
         for module in model.modules():
             if isinstance(module, Linear):
                 module.quantized = None
@@ -105,12 +115,22 @@ def ours(hf_model, lengths: list[int], eager: bool) -> dict[str, dict[int, float
     return results
 
 
-def transformers_bf16(hf_model, lengths: list[int]) -> dict[int, float]:
+def transformers_bf16(hf_model, cases: list[tuple[int, int]]) -> dict[tuple[int, int], float]:
     out = {}
-    for t in lengths:
-        ids = torch.randint(0, 1000, (1, t), device="cuda")
+    for cached, new in cases:
+        ids = torch.randint(0, 1000, (1, new), device="cuda")
         with torch.inference_mode():
-            out[t] = median_ms(lambda: hf_model(ids, logits_to_keep=1, use_cache=False))
+            if not cached:
+                out[cached, new] = median_ms(lambda: hf_model(ids, logits_to_keep=1, use_cache=False))
+                continue
+            cache = hf_model(torch.randint(0, 1000, (1, cached), device="cuda"), use_cache=True).past_key_values
+
+            def turn():
+                hf_model(ids, past_key_values=cache, logits_to_keep=1, use_cache=True)
+                cache.crop(-new)  # drop the new tokens again (negative: how many to remove)
+
+            out[cached, new] = median_ms(turn)
+            del cache
     return out
 
 
@@ -118,26 +138,28 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="trtllm-mixquant bench prefill", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shape", default="qwen3-8b")
-    p.add_argument("--lengths", default="2048,8192,32768")
+    p.add_argument("--lengths", default="2048,8192,32768,30720+2048",
+                   help="comma-separated: N (a whole prompt of N tokens) or C+N (N new tokens after C cached)")
     p.add_argument("--eager", action="store_true",
                    help="run our layers eagerly (default: compiled, as the engine runs them on a GPU)")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("bench prefill needs a CUDA GPU")
-    lengths = [int(x) for x in args.lengths.split(",")]
+    cases = [parse_case(x) for x in args.lengths.split(",")]
     torch.manual_seed(0)
     with torch.device("cuda"):
         hf = random_model("qwen3", args.shape, vocab_size=151936).eval()
     hf.config._attn_implementation = "sdpa"
-    results = {"transformers-bf16": transformers_bf16(hf, lengths)}
-    results.update({f"ours-{k}": v for k, v in ours(hf, lengths, args.eager).items()})
+    results = {"transformers-bf16": transformers_bf16(hf, cases)}
+    results.update({f"ours-{k}": v for k, v in ours(hf, cases, args.eager).items()})
     card = torch.cuda.get_device_name()
     print(f"\nprefill of one sequence, {args.shape} random weights, {card}, torch {torch.__version__}, "
           f"ours {'eager' if args.eager else 'compiled'}")
-    print(f"{'variant':<22}" + "".join(f"{t:>10} ms  tok/s  xBF16  xHF" for t in lengths))
+    labels = {case: (f"{case[0]}+{case[1]}" if case[0] else str(case[1])) for case in cases}
+    print(f"{'variant':<22}" + "".join(f"{labels[c]:>13} ms  tok/s  xBF16  xHF" for c in cases))
     for name, row in results.items():
-        cells = "".join(f"{row[t]:>13.1f} {t / row[t] * 1e3:>6.0f} {results['ours-bf16'][t] / row[t]:>6.2f} "
-                        f"{results['transformers-bf16'][t] / row[t]:>4.2f}" for t in lengths)
+        cells = "".join(f"{row[c]:>16.1f} {c[1] / row[c] * 1e3:>6.0f} {results['ours-bf16'][c] / row[c]:>6.2f} "
+                        f"{results['transformers-bf16'][c] / row[c]:>4.2f}" for c in cases)
         print(f"{name:<22}{cells}")
     return 0
 
