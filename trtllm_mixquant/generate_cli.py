@@ -27,6 +27,8 @@ def common_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="auto")
+    p.add_argument("--enforce-eager", action="store_true",
+                   help="on a GPU, run without torch.compile and CUDA graphs: starts in seconds, steps run slower")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -40,7 +42,8 @@ def make_llm(args):
         sys.exit(f"error: {engine_dir} does not exist; build engines first with `python build.py`.")
     params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                             top_k=args.top_k, seed=args.seed)
-    return LLM(engine_dir, mode=args.mode, device=args.device), params
+    eager = args.enforce_eager
+    return LLM(engine_dir, mode=args.mode, device=args.device, cuda_graphs=not eager, compile_regions=not eager), params
 
 
 def generate_main(argv: list[str]) -> int:

@@ -27,3 +27,24 @@ def test_missing_engine_dir_says_how_to_build(tmp_path):
 
 def test_unknown_command_fails():
     assert main(["frobnicate"]) == 2
+
+
+def test_enforce_eager_reaches_the_engine_and_the_workers(tiny_engines, monkeypatch):
+    from trtllm_mixquant.engine import llm as llm_module
+    from trtllm_mixquant.server.main import build_parser
+    from trtllm_mixquant.server.settings import ServerSettings
+
+    seen = {}
+    real = llm_module.LLM.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(llm_module.LLM, "__init__", spy)
+    assert main(["generate", str(tiny_engines("qwen3")), "--prompt", "a", "--max-tokens", "1", "--enforce-eager"]) == 0
+    assert seen["cuda_graphs"] is False and seen["compile_regions"] is False
+
+    assert build_parser().parse_args(["--enforce-eager"]).enforce_eager
+    specs = ServerSettings(tiny_engines("qwen3"), enforce_eager=True).orchestrator().specs
+    assert specs and all(not s.cuda_graphs and not s.compile_regions for s in specs)

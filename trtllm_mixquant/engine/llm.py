@@ -59,6 +59,8 @@ class LLM:
     mode: "mixquant" (prompt through the quantized context weights except its last
     `num_precise_prompt_tokens`, the rest in BF16), "bf16" (BF16 everywhere) or "quantized" (the
     context engine's precision everywhere). A request may override the mode.
+    On a GPU, `compile_regions` runs the layers through torch.compile and `cuda_graphs` replays decode
+    steps from CUDA graphs; both off is the CLI's `--enforce-eager` (quick start, slower steps).
     """
 
     def __init__(self, engine_dir: str | Path, mode: str = "mixquant", device: str = "auto",

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-num-seqs", type=int, default=64, help="sequences a worker batches")
     p.add_argument("--shutdown-timeout", type=float, default=30.0,
                    help="seconds in-flight requests get to finish on SIGINT/SIGTERM before they are cancelled")
+    p.add_argument("--enforce-eager", action="store_true",
+                   help="on a GPU, run without torch.compile and CUDA graphs: starts in seconds, steps run slower")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return p
 
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ServerSettings(engine_dir, args.host, args.port, args.api_key, args.topology, args.context_workers,
                               args.generation_workers, devices, args.dtype, args.mode, args.num_precise_prompt_tokens,
                               args.max_pending, args.request_timeout, args.kv_cache_blocks, args.max_num_seqs,
-                              args.shutdown_timeout)
+                              args.shutdown_timeout, args.enforce_eager)
     server: uvicorn.Server | None = None
 
     def stop() -> None:

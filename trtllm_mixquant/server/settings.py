@@ -26,6 +26,7 @@ class ServerSettings:
     kv_cache_blocks: int | None = None
     max_num_seqs: int = 64
     shutdown_timeout: float = 30.0  # seconds in-flight requests get to finish on SIGINT/SIGTERM
+    enforce_eager: bool = False  # GPU workers without torch.compile and CUDA graphs
 
     @property
     def model_name(self) -> str:
@@ -33,7 +34,8 @@ class ServerSettings:
         return Path(self.engine_dir).resolve().name
 
     def orchestrator(self) -> Orchestrator:
-        options = dict(dtype=self.dtype, max_num_seqs=self.max_num_seqs)
+        options = dict(dtype=self.dtype, max_num_seqs=self.max_num_seqs, cuda_graphs=not self.enforce_eager,
+                       compile_regions=not self.enforce_eager)
         if self.kv_cache_blocks:
             options["kv_cache_blocks"] = self.kv_cache_blocks
         return Orchestrator(str(self.engine_dir), self.topology, self.context_workers, self.generation_workers,
