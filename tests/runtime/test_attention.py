@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention.bias import causal_lower_right
 
-from trtllm_mixquant.runtime.attention import masked_attention, packed_kv_slots, varlen_attention
+from trtllm_mixquant.runtime.attention import masked_attention, pack_kv, packed_kv_slots, varlen_attention
 from trtllm_mixquant.runtime.batch import StepBatch
 
 BLOCK = 8
@@ -71,6 +71,6 @@ def test_varlen_flash_matches_masked_attention_on_gpu():
     in fp32 and rounds its output to bf16, so 4 bf16 ulps of the output scale is ample; a wrong causal
     alignment or segment offset gives errors of order 1."""
     q, k_cache, v_cache, batch = mixed_step("cuda", torch.bfloat16, heads=8, kv_heads=2, dim=128)
-    out = varlen_attention(q, k_cache, v_cache, batch, BLOCK, 128 ** -0.5)
+    out = varlen_attention(q, k_cache, v_cache, pack_kv(batch, BLOCK, q.dtype), 128 ** -0.5)
     reference = masked_attention(q.float(), k_cache.float(), v_cache.float(), batch, BLOCK, 128 ** -0.5)
     assert (out.float() - reference).abs().max() < 4 * 2 ** -8 * reference.abs().max()

@@ -39,16 +39,23 @@ ACT_AMAX = 8.0  # a plausible calibrated activation amax; the value does not cha
 
 
 def median_ms(fn, warmup: int = 3, reps: int = 7) -> float:
+    """Median of `reps` timed calls, with Python's garbage collector paused as `timeit` does: short
+    prefills are bound by the CPU launching kernels, where a collection pass lands in the timing."""
     for _ in range(warmup):
         fn()
     times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(reps):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+    finally:
+        gc.enable()
     return statistics.median(times)
 
 

@@ -4,17 +4,19 @@
 |---|---|
 | decode on CUDA (one query token per segment) | our Triton paged-decode kernel: reads the block tables itself, static launch shape (CUDA graphs) |
 | one whole prompt (one segment, nothing cached) | causal SDPA, cuDNN first: on an H200 592 TFLOP/s at 8K tokens against 286 for the flash backend SDPA picks by default |
-| anything else on CUDA in bf16/fp16 (chunked prefill, a turn over a cached prefix, mixed steps) | each segment's keys and values gathered from its blocks into one packed [sum(context_lens)] tensor, then variable-length flash attention with bottom-right causal alignment |
+| anything else on CUDA in bf16/fp16 (chunked prefill, a turn over a cached prefix, mixed steps) | each segment's keys and values gathered from its blocks into one packed [sum(context_lens)] tensor, then variable-length flash attention with bottom-right causal alignment (the packing is computed once per step: `pack_kv`) |
 | anything else (CPU, fp32) | keys and values gathered into a padded [S, max_context_len] tensor, masked SDPA |
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from trtllm_mixquant.runtime.batch import StepBatch
+from trtllm_mixquant.runtime.batch import PackedKV, StepBatch
 
 PREFILL_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                     SDPBackend.MATH]  # in order of preference; SDPA skips those that can't take the inputs
@@ -38,11 +40,16 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: 
         from trtllm_mixquant.runtime.kernels.paged_decode import paged_decode_attention
 
         return paged_decode_attention(q, k_cache, v_cache, batch.block_tables, batch.context_lens, block_size, scale)
-    if batch.block_tables.shape[0] == 1 and batch.max_query_len == batch.max_context_len:
+    if is_whole_prompt(batch):
         return causal_prompt_attention(q, k, v, scale)
-    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16) and q.shape[-1] <= 256:
-        return varlen_attention(q, k_cache, v_cache, batch, block_size, scale)
+    if batch.packed_kv is not None:
+        return varlen_attention(q, k_cache, v_cache, batch, scale)
     return masked_attention(q, k_cache, v_cache, batch, block_size, scale)
+
+
+def is_whole_prompt(batch: StepBatch) -> bool:
+    """One segment and nothing cached before it."""
+    return batch.block_tables.shape[0] == 1 and batch.max_query_len == batch.max_context_len
 
 
 def causal_prompt_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
@@ -55,6 +62,17 @@ def causal_prompt_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, s
         out = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k.transpose(0, 1)[None],
                                              v.transpose(0, 1)[None], is_causal=True, scale=scale)
     return out[0].transpose(0, 1)
+
+
+def pack_kv(batch: StepBatch, block_size: int, dtype: torch.dtype) -> StepBatch:
+    """`batch` with `packed_kv` set when its attention runs on packed segments (CUDA, bf16/fp16, a step
+    with prompt tokens that is not one whole prompt); called once per step, not once per layer."""
+    device = batch.context_lens.device
+    if (device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16) or batch.max_query_len == 1
+            or is_whole_prompt(batch)):
+        return batch
+    slots, kv_start = packed_kv_slots(batch, block_size)
+    return dataclasses.replace(batch, packed_kv=PackedKV(slots, kv_start.int(), batch.query_start.int()))
 
 
 def packed_kv_slots(batch: StepBatch, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,17 +88,18 @@ def packed_kv_slots(batch: StepBatch, block_size: int) -> tuple[torch.Tensor, to
 
 
 def varlen_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, batch: StepBatch,
-                     block_size: int, scale: float) -> torch.Tensor:
-    """Flash attention over packed segments (CUDA, bf16/fp16): q [T, H, D] -> [T, H, D].
+                     scale: float) -> torch.Tensor:
+    """Flash attention over packed segments (CUDA, bf16/fp16, `batch.packed_kv` set): q [T, H, D] -> [T, H, D].
 
     Each segment's queries are the last q_len of its context_len keys; flash aligns the causal mask
     bottom-right when the two lengths differ, which is exactly that. Grouped-query heads are native.
     """
-    slots, kv_start = packed_kv_slots(batch, block_size)
-    keys, values = k_cache[slots].to(q.dtype), v_cache[slots].to(q.dtype)  # [Tk, Hkv, D]
+    packed = batch.packed_kv
+    keys = k_cache.index_select(0, packed.slots).to(q.dtype)  # [Tk, Hkv, D]
+    values = v_cache.index_select(0, packed.slots).to(q.dtype)
     # aten's op under torch.nn.attention.varlen.varlen_attn, which older torch releases lack.
     return torch.ops.aten._flash_attention_forward(
-        q, keys, values, batch.query_start.int(), kv_start.int(), batch.max_query_len, batch.max_context_len,
+        q, keys, values, packed.cu_seqlens_q, packed.cu_seqlens_k, batch.max_query_len, batch.max_context_len,
         0.0, True, False, scale=scale)[0]
 
 

@@ -14,6 +14,16 @@ import torch
 
 
 @dataclass
+class PackedKV:
+    """Every segment's keys, packed one segment after another, for variable-length attention.
+    Computed once per step on the device (`attention.pack_kv`), read by every layer."""
+
+    slots: torch.Tensor  # [sum(context_lens)] int64, cache slot of each packed key
+    cu_seqlens_k: torch.Tensor  # [S + 1] int32, where each segment's keys start in `slots`
+    cu_seqlens_q: torch.Tensor  # [S + 1] int32, query_start
+
+
+@dataclass
 class StepBatch:
     input_ids: torch.Tensor  # [T] int64
     positions: torch.Tensor  # [T] int64, position of each token in its sequence
@@ -26,6 +36,7 @@ class StepBatch:
     max_context_len: int
     logits_indices: torch.Tensor  # [R] int64, token rows whose logits are wanted
     num_kv_tokens: int | None = None  # sum(context_lens) when the host knows it (saves a device sync)
+    packed_kv: PackedKV | None = None  # set on the device when the step's attention packs segments
 
     @property
     def num_tokens(self) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from trtllm_mixquant.runtime.attention import paged_attention, write_kv
+from trtllm_mixquant.runtime.attention import pack_kv, paged_attention, write_kv
 from trtllm_mixquant.runtime.batch import StepBatch
 from trtllm_mixquant.runtime.compile import compile_exact
 from trtllm_mixquant.runtime.config import ModelConfig
@@ -114,6 +114,7 @@ class CausalLM(torch.nn.Module):
     def forward(self, batch: StepBatch, kv_cache: KVCache) -> torch.Tensor:
         """Returns logits [R, vocab] (fp32) for the token rows `batch.logits_indices`."""
         x = self.model.embed_tokens(batch.input_ids)
+        batch = pack_kv(batch, kv_cache.layout.block_size, x.dtype)
         for i, layer in enumerate(self.model.layers):
             x = layer(x, batch, kv_cache.k[i], kv_cache.v[i], kv_cache.layout.block_size)
         x = self.model.norm(x[batch.logits_indices])
