@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "bench" and rest[:1] in (["prefill"], ["serve"], ["disagg"], ["sessions"]):
         import importlib
 
-        module = {"prefill": "trtllm_mixquant.bench.prefill", "serve": "trtllm_mixquant.server.bench",
+        module = {"prefill": "trtllm_mixquant.bench.prefill", "serve": "trtllm_mixquant.bench.serve",
                   "disagg": "trtllm_mixquant.bench.disagg", "sessions": "trtllm_mixquant.bench.sessions"}[rest[0]]
         return importlib.import_module(module).main(rest[1:])
     if command == "random-model":

@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from trtllm_mixquant.engine.config import add_engine_arguments, engine_config_from_args
+
 
 def default_engine_dir() -> Path:
     from trtllm_mixquant.assets import DEFAULT_MODEL_DIR
@@ -18,17 +20,13 @@ def common_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("engine_dir", nargs="?", type=Path, default=None,
                    help="build.py output folder (default: the shipped model's, engines/<name>)")
-    p.add_argument("--mode", choices=("mixquant", "bf16", "quantized"), default="mixquant",
-                   help="mixquant: quantized prefill, BF16 decode (default); bf16: BF16 everywhere; "
-                        "quantized: the context engine's precision everywhere")
-    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="tokens to generate at most (default: until EOS or the maximum sequence length)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--enforce-eager", action="store_true",
-                   help="on a GPU, run without torch.compile and CUDA graphs: starts in seconds, steps run slower")
+    add_engine_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -42,8 +40,7 @@ def make_llm(args):
         sys.exit(f"error: {engine_dir} does not exist; build engines first with `python build.py`.")
     params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                             top_k=args.top_k, seed=args.seed)
-    eager = args.enforce_eager
-    return LLM(engine_dir, mode=args.mode, device=args.device, cuda_graphs=not eager, compile_regions=not eager), params
+    return LLM.from_config(engine_config_from_args(args, engine_dir)), params
 
 
 def generate_main(argv: list[str]) -> int:

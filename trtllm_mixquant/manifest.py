@@ -27,23 +27,42 @@ class EnginePairError(ValueError):
     """A context engine and a generation engine cannot be paired."""
 
 
+DEFAULT_BLOCK_SIZE = 32  # tokens per KV-cache block
+ITEMSIZE = {"bfloat16": 2, "float16": 2, "float32": 4, "float8_e4m3fn": 1}
+
+
 @dataclass(frozen=True)
 class KVCacheLayout:
-    """Shape of the paged KV cache both engines read and write.
+    """Shape of the paged KV cache both engines read and write, and all token <-> block arithmetic.
 
     One block holds `block_size` tokens of keys and values for every layer:
     K and V are each [num_layers, num_blocks, block_size, num_kv_heads, head_dim] in `dtype`.
+    `engine.json` records the layout the engines were built for (dtype bfloat16); a running engine's
+    pool has the dtype it runs in. `tp_size` is how many tensor-parallel ranks split the KV heads (1:
+    one rank holds them all).
     """
 
     num_layers: int
     num_kv_heads: int
     head_dim: int
     dtype: str = "bfloat16"
-    block_size: int = 32
+    block_size: int = DEFAULT_BLOCK_SIZE
+    tp_size: int = 1
+
+    @classmethod
+    def from_hf_config(cls, cfg: dict, block_size: int = DEFAULT_BLOCK_SIZE) -> KVCacheLayout:
+        """The layout of a Hugging Face `config.json` (a dict)."""
+        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        return cls(num_layers=int(cfg["num_hidden_layers"]),
+                   num_kv_heads=int(cfg.get("num_key_value_heads") or cfg["num_attention_heads"]),
+                   head_dim=int(head_dim), block_size=block_size)
+
+    def blocks_for(self, num_tokens: int) -> int:
+        """Blocks that hold `num_tokens` tokens."""
+        return -(-num_tokens // self.block_size)
 
     def bytes_per_token(self) -> int:
-        itemsize = {"bfloat16": 2, "float16": 2, "float32": 4, "float8_e4m3fn": 1}[self.dtype]
-        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * itemsize
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * ITEMSIZE[self.dtype]
 
     def mismatches(self, other: KVCacheLayout) -> list[str]:
         """Human-readable differences between two layouts (empty when they match)."""

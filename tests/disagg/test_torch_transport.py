@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trtllm_mixquant.disagg.orchestrator import Orchestrator, resolve_transport
+from trtllm_mixquant.disagg.orchestrator import Orchestrator
 from trtllm_mixquant.engine.llm import LLM
 from trtllm_mixquant.engine.sampling import SamplingParams
+from trtllm_mixquant.transfer import resolve_transport
 
-from .test_orchestrator import GREEDY, OPTIONS, PROMPTS, run_all
+from .test_orchestrator import GREEDY, PROMPTS, orchestrator_config, run_all, submit
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +18,7 @@ def orchestrator(tiny_engines):
     import asyncio
 
     loop = asyncio.new_event_loop()
-    orch = Orchestrator(str(tiny_engines("qwen3", "nvfp4")), context_workers=1, generation_workers=1,
-                        kv_transport="torch", **OPTIONS)
+    orch = Orchestrator(orchestrator_config(tiny_engines("qwen3", "nvfp4"), kv_transport="torch"))
     loop.run_until_complete(orch.start())
     yield loop, orch
     loop.run_until_complete(orch.shutdown())
@@ -45,8 +45,8 @@ def test_cancelled_prefill_does_not_wedge_the_transport(orchestrator, tiny_engin
     llm = LLM(tiny_engines("qwen3", "nvfp4"), mode="mixquant", dtype=torch.float32)
 
     async def go():
-        handle = await orch.submit(llm.tokens(PROMPTS[3]), SamplingParams(max_tokens=200, ignore_eos=True))
-        orch.cancel(handle.request_id)
+        handle = await submit(orch, llm.tokens(PROMPTS[3]), SamplingParams(max_tokens=200, ignore_eos=True))
+        orch.abort(handle.request_id)
         return await handle.result()
     assert loop.run_until_complete(go())[1] == "cancelled"
     (ids, _), = run_all(loop, orch, [llm.tokens(PROMPTS[0])])[0]
@@ -54,6 +54,6 @@ def test_cancelled_prefill_does_not_wedge_the_transport(orchestrator, tiny_engin
 
 
 def test_transport_choice_is_validated():
-    assert resolve_transport("torch") == "torch"
-    with pytest.raises(ValueError, match="auto, nixl or torch"):
+    assert resolve_transport("torch") == "trtllm_mixquant.transfer.torch_dist:TorchDistKVTransport"
+    with pytest.raises(ValueError, match="unknown KV transport 'rdma'; registered: nixl, torch"):
         resolve_transport("rdma")

@@ -30,21 +30,22 @@ def test_unknown_command_fails():
 
 
 def test_enforce_eager_reaches_the_engine_and_the_workers(tiny_engines, monkeypatch):
+    from trtllm_mixquant.disagg.orchestrator import Orchestrator
     from trtllm_mixquant.engine import llm as llm_module
     from trtllm_mixquant.server.main import build_parser
-    from trtllm_mixquant.server.settings import ServerSettings
+    from trtllm_mixquant.server.config import server_config_from_args
 
-    seen = {}
-    real = llm_module.LLM.__init__
+    seen = []
+    real = llm_module.LLM._start
 
-    def spy(self, *args, **kwargs):
-        seen.update(kwargs)
-        real(self, *args, **kwargs)
+    def spy(self, config):
+        seen.append(config)
+        real(self, config)
 
-    monkeypatch.setattr(llm_module.LLM, "__init__", spy)
+    monkeypatch.setattr(llm_module.LLM, "_start", spy)
     assert main(["generate", str(tiny_engines("qwen3")), "--prompt", "a", "--max-tokens", "1", "--enforce-eager"]) == 0
-    assert seen["cuda_graphs"] is False and seen["compile_regions"] is False
+    assert not seen[0].cuda_graphs and not seen[0].compile_regions
 
-    assert build_parser().parse_args(["--enforce-eager"]).enforce_eager
-    specs = ServerSettings(tiny_engines("qwen3"), enforce_eager=True).orchestrator().specs
-    assert specs and all(not s.cuda_graphs and not s.compile_regions for s in specs)
+    args = build_parser().parse_args(["--enforce-eager"])
+    specs = Orchestrator(server_config_from_args(args, tiny_engines("qwen3")).orchestrator).worker_specs()
+    assert specs and all(not s.engine.cuda_graphs and not s.engine.compile_regions for s in specs)

@@ -20,7 +20,7 @@ def test_cuda_graph_decode_equals_eager(tiny_engines, mode, precision):
     eager = LLM(engines, mode=mode, device="cuda", cuda_graphs=False).generate(PROMPTS, GREEDY)
     llm = LLM(engines, mode=mode, device="cuda", cuda_graphs=True)
     graphed = llm.generate(PROMPTS, GREEDY)
-    assert llm.core.runner.graphs, "no CUDA graph was captured"
+    assert llm.engine.runner.graphs, "no CUDA graph was captured"
     assert [o.token_ids for o in graphed] == [o.token_ids for o in eager]
 
 

@@ -139,6 +139,6 @@ def test_score_distributions_agree_with_score(llms):
     prompt, cont = "the tool returned 42 and then", " the answer is 42."
     dists = llm.score_distributions(prompt, cont)
     ids = llm.tokens(cont)
-    assert dists.shape == (len(ids), llm.core.model.config.vocab_size)
+    assert dists.shape == (len(ids), llm.engine.model.config.vocab_size)
     torch.testing.assert_close(dists.exp().sum(-1), torch.ones(len(ids)))
     torch.testing.assert_close(dists[torch.arange(len(ids)), ids], torch.tensor(llm.score(prompt, cont)))

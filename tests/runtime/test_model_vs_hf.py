@@ -17,8 +17,8 @@ from .reference import hf_model
 def prefill(model, ids: torch.Tensor, dtype, block_size=4, blocks=(5, 1, 7, 2)) -> torch.Tensor:
     """Logits at every position of one sequence, written into non-contiguous KV blocks."""
     cfg = model.config
-    kv = KVCache(KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, "float32", block_size), max(blocks) + 1,
-                 torch.device("cpu"), dtype)
+    layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, str(dtype).removeprefix("torch."), block_size)
+    kv = KVCache(layout, max(blocks) + 1, torch.device("cpu"))
     t = ids.shape[0]
     pos = torch.arange(t)
     table = torch.tensor([blocks])

@@ -67,11 +67,14 @@ def server(tiny_engines):
     """The random tiny engines behind a disaggregated server (1 context + 1 generation worker, fp32)."""
     import uvicorn
 
+    from trtllm_mixquant.disagg.config import OrchestratorConfig
+    from trtllm_mixquant.engine.config import EngineConfig
     from trtllm_mixquant.server.app import create_app
-    from trtllm_mixquant.server.settings import ServerSettings
+    from trtllm_mixquant.server.config import ServerConfig
 
     engines = tiny_engines("qwen3", "nvfp4")
-    settings = ServerSettings(engines, port=free_port(), api_key=API_KEY, dtype="float32")
+    engine = EngineConfig(engines, dtype="float32", device="cpu")
+    settings = ServerConfig(OrchestratorConfig(engine, devices=("cpu",)), port=free_port(), api_key=API_KEY)
     uv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()

@@ -33,7 +33,7 @@ def test_unknown_model_is_404(server):
 
 
 @pytest.mark.parametrize("kwargs,param,words", [
-    (dict(temperature=-1), None, "temperature must be >= 0"),
+    (dict(temperature=-1), None, "temperature must be a finite number >= 0"),
     (dict(max_tokens=0), None, "max_tokens must be at least 1"),
     (dict(n=2), "n", "not supported"),
     (dict(logprobs=True), "logprobs", "not supported"),

@@ -14,7 +14,7 @@ import torch
 from tests.server.conftest import API_KEY, http, metric
 from trtllm_mixquant.engine.llm import LLM
 from trtllm_mixquant.engine.sampling import SamplingParams
-from trtllm_mixquant.server.detokenizer import hidden_token_ids
+from trtllm_mixquant.frontend.detokenizer import hidden_token_ids
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("nixl")

@@ -11,12 +11,16 @@ import argparse
 import asyncio
 import random
 import statistics
+from pathlib import Path
 
 import torch
 
 from trtllm_mixquant.bench.random_engines import write_random_engines
+from trtllm_mixquant.disagg.config import OrchestratorConfig
 from trtllm_mixquant.disagg.orchestrator import Orchestrator
+from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.sampling import SamplingParams
+from trtllm_mixquant.frontend.async_engine import GenerateRequest
 
 
 def copy_bandwidth(src: str, dst: str, nbytes: int = 1 << 30) -> float:
@@ -37,8 +41,8 @@ def copy_bandwidth(src: str, dst: str, nbytes: int = 1 << 30) -> float:
 
 async def measure(engines: str, lengths: list[int], reps: int) -> list[dict]:
     blocks = 2 * max(lengths) // 32 + 64
-    orch = Orchestrator(engines, context_workers=1, generation_workers=1, devices=["cuda:0", "cuda:1"],
-                        kv_cache_blocks=blocks, max_step_tokens=max(lengths), max_num_seqs=8)
+    engine = EngineConfig(Path(engines), kv_cache_blocks=blocks, max_step_tokens=max(lengths), max_num_seqs=8)
+    orch = Orchestrator(OrchestratorConfig(engine, devices=("cuda:0", "cuda:1")))
     await orch.start()
     rng = random.Random(0)
     rows = []
@@ -47,9 +51,9 @@ async def measure(engines: str, lengths: list[int], reps: int) -> list[dict]:
             runs = []
             for _ in range(reps):
                 prompt = [rng.randrange(1000, 150000) for _ in range(t)]
-                handle = await orch.submit(prompt, SamplingParams(max_tokens=2, ignore_eos=True))
-                await handle.result()
-                runs.append((handle.timings.ttft_breakdown(), handle.timings.kv_bytes))
+                stream = await orch.submit(GenerateRequest(prompt, SamplingParams(max_tokens=2, ignore_eos=True)))
+                await stream.result()
+                runs.append((stream.timings.ttft_breakdown(), stream.timings.kv_bytes))
             if t == 1024:
                 continue
             row = {"tokens": t, "kv_bytes": runs[0][1]}

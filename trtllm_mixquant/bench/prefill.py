@@ -99,8 +99,8 @@ def ours(hf_model, cases: list[tuple[int, int]], eager: bool) -> dict[str, dict[
         if isinstance(module, Linear):
             module.precise = DenseLinear(torch.cat([state[f"{p}.weight"] for p in module.checkpoint_names(name)]), None)
     model.load_state_dict({k: v for k, v in state.items() if "proj" not in k}, strict=False)
-    layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, "bfloat16", 32)
-    kv = KVCache(layout, -(-max(c + n for c, n in cases) // 32), device)
+    layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim)
+    kv = KVCache(layout, layout.blocks_for(max(c + n for c, n in cases)), device)
     if not eager:
         model.compile_regions()
     results = {}

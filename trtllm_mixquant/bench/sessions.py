@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 from trtllm_mixquant.agent_tasks import generate_task
+from trtllm_mixquant.disagg.config import OrchestratorConfig
 from trtllm_mixquant.disagg.orchestrator import Orchestrator
-from trtllm_mixquant.engine.llm import load_tokenizer_and_eos
+from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.sampling import SamplingParams
+from trtllm_mixquant.frontend.async_engine import GenerateRequest
 
 
 async def run_session(engine_dir: str, turns: int, devices: list[str]) -> list[dict]:
-    tokenizer, _ = load_tokenizer_and_eos(f"{engine_dir}/generation")
-    orch = Orchestrator(engine_dir, context_workers=1, generation_workers=1, devices=devices)
+    orch = Orchestrator(OrchestratorConfig(EngineConfig(Path(engine_dir)), devices=tuple(devices)))
+    tokenizer = orch.codec.tokenizer
     await orch.start()
     task = generate_task("session:0", 6000)
     results = [m["content"] for m in task.messages if m["role"] == "tool"]
@@ -32,13 +35,13 @@ async def run_session(engine_dir: str, turns: int, devices: list[str]) -> list[d
             prompt = tokenizer.apply_chat_template(messages, tools=task.tools, add_generation_prompt=True, tokenize=False)
             ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
             before = orch.stats()
-            handle = await orch.submit(ids, SamplingParams(max_tokens=32), session_id="agent-1")
-            out, _ = await handle.result()
+            stream = await orch.submit(GenerateRequest(ids, SamplingParams(max_tokens=32), session_id="agent-1"))
+            out, _ = await stream.result()
             after = orch.stats()
             messages.append({"role": "assistant", "content": tokenizer.decode(out, skip_special_tokens=True)})
             rows.append({"turn": turn + 1, "prompt": len(ids),
                          "prefilled": after["quantized_prefill_tokens"] - before["quantized_prefill_tokens"],
-                         "cached": handle.state.cached_tokens,
+                         "cached": stream.num_cached_prompt,
                          "kv_bytes": after["kv_bytes_transferred"] - before["kv_bytes_transferred"]})
     finally:
         await orch.shutdown()

@@ -11,7 +11,7 @@ from trtllm_mixquant.builder.calibration import CalibrationError
 from trtllm_mixquant.builder.pipeline import BuildOptions, build_engines
 from trtllm_mixquant.builder.quantize import PRECISIONS
 from trtllm_mixquant.builder.source import SourceModelError
-from trtllm_mixquant.manifest import EnginePairError
+from trtllm_mixquant.manifest import DEFAULT_BLOCK_SIZE, EnginePairError
 
 DESCRIPTION = """\
 Build the two engines of Mix-Quant serving from one Hugging Face model folder:
@@ -52,7 +52,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-seq-len", type=int, default=512, help="tokens per calibration sequence (default: 512)")
     p.add_argument("--max-seq-len", type=int, default=None,
                    help="longest prompt plus output the engines accept (default: the model's limit, at most 32768)")
-    p.add_argument("--kv-block-size", type=int, default=32, help="tokens per paged KV-cache block (default: 32)")
+    p.add_argument("--kv-block-size", type=int, default=DEFAULT_BLOCK_SIZE,
+                   help=f"tokens per paged KV-cache block (default: {DEFAULT_BLOCK_SIZE})")
     p.add_argument("--device", default="auto", help="device for calibration: auto, cpu, cuda, cuda:1 (default: auto)")
     p.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
     return p

@@ -17,7 +17,7 @@ from trtllm_mixquant.builder import calibration
 from trtllm_mixquant.builder.quantize import PRECISIONS, quantize_and_export
 from trtllm_mixquant.builder.source import SourceModel, SourceModelError, fingerprint, open_source_model
 from trtllm_mixquant.devices import resolve_device
-from trtllm_mixquant.manifest import EngineManifest, check_engine_pair
+from trtllm_mixquant.manifest import DEFAULT_BLOCK_SIZE, EngineManifest, check_engine_pair
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class BuildOptions:
     calib_samples: int = 32
     calib_seq_len: int = 512
     max_seq_len: int | None = None
-    block_size: int = 32
+    block_size: int = DEFAULT_BLOCK_SIZE
     device: str = "auto"
 
 

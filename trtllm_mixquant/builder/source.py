@@ -52,16 +52,8 @@ class SourceModel:
     def max_position_embeddings(self) -> int:
         return int(self.config.get("max_position_embeddings", 4096))
 
-    def kv_layout(self, block_size: int = 32) -> KVCacheLayout:
-        cfg = self.config
-        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-        return KVCacheLayout(
-            num_layers=int(cfg["num_hidden_layers"]),
-            num_kv_heads=int(cfg.get("num_key_value_heads") or cfg["num_attention_heads"]),
-            head_dim=int(head_dim),
-            dtype="bfloat16",
-            block_size=block_size,
-        )
+    def kv_layout(self, block_size: int) -> KVCacheLayout:
+        return KVCacheLayout.from_hf_config(self.config, block_size)
 
     def tokenizer_files(self) -> list[Path]:
         return [self.path / name for name in TOKENIZER_FILES if (self.path / name).is_file()]

@@ -1,14 +1,18 @@
-"""Control messages between the orchestrator and its workers (pickled through multiprocessing queues).
+"""Control messages between the orchestrator and its workers (carried by a `channel.WorkerChannel`).
 
-KV-cache bytes never travel here: they move worker to worker through NIXL (`kv_transfer.py`).
+KV-cache bytes never travel here: they move worker to worker through a KV transport. Workers name
+themselves by `WorkerSpec.id` (name and incarnation), so a message from a worker that has since
+died and been replaced is recognised and dropped. Workers report durations, never clock stamps:
+processes need not share a clock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trtllm_mixquant.disagg.kv_transfer import KVPoolInfo
+from trtllm_mixquant.engine.base import BlockUsage
 from trtllm_mixquant.engine.sampling import SamplingParams
+from trtllm_mixquant.transfer.base import PeerInfo
 
 
 # ---- orchestrator -> worker --------------------------------------------------------------------
@@ -26,7 +30,7 @@ class Admit:
 
 @dataclass
 class Prefill:
-    """Context worker: prefill `token_ids`, then write blocks [first_block, ...) into `dest`'s `dst_blocks`."""
+    """Context worker: prefill `token_ids`, then write blocks [first_block, ...) into peer `dest`'s `dst_blocks`."""
 
     request_id: str
     token_ids: list[int]
@@ -36,28 +40,29 @@ class Prefill:
 
 
 @dataclass
-class ReleaseReceiving:
-    """Generation worker: the KV for this request will not come (its prefill was cancelled)."""
-
-    request_id: str
-
-
-@dataclass
-class ExpectKV:
-    """Generation worker (torch.distributed transport): post the receive of this request's KV."""
-
-    request_id: str
-    source_rank: int
-
-
-@dataclass
 class Cancel:
+    """End a request. kv_may_arrive (generation worker): a context worker was asked for its KV, so
+    its reserved blocks stay held until the KV lands or `KVWontCome` says it never will."""
+
+    request_id: str
+    kv_may_arrive: bool = False
+
+
+@dataclass
+class KVWontCome:
+    """Generation worker: the context worker never started sending this request's KV."""
+
     request_id: str
 
 
 @dataclass
 class Connect:
-    peers: list[KVPoolInfo]
+    peers: list[PeerInfo]
+
+
+@dataclass
+class CheckBlocks:
+    """Check block ownership and answer with `BlocksChecked` (tests)."""
 
 
 @dataclass
@@ -69,7 +74,8 @@ class Shutdown:
 @dataclass
 class Ready:
     worker: str
-    pool: KVPoolInfo | None
+    peer: PeerInfo | None
+    usage: BlockUsage | None = None
     error: str | None = None
 
 
@@ -78,7 +84,7 @@ class Admitted:
     worker: str
     request_id: str
     cached_tokens: int  # prompt tokens already in the worker's prefix cache
-    first_block: int  # first block the context worker must send
+    first_block: int  # first block the context worker must send (-1: none)
     dst_blocks: list[int] = field(default_factory=list)  # where those blocks go
 
 
@@ -88,8 +94,7 @@ class Prefilled:
     request_id: str
     cached_tokens: int
     computed_tokens: int
-    started: float  # time.monotonic() (one clock for all processes of a host)
-    ended: float
+    seconds: float  # from the Prefill order's arrival to the KV being ready
 
 
 @dataclass
@@ -97,17 +102,8 @@ class Sent:
     worker: str
     request_id: str
     nbytes: int
-    started: float
-    ended: float
+    seconds: float
     ok: bool
-
-
-@dataclass
-class KVSending:
-    """Context worker (torch.distributed transport): the send of this request's KV has been issued."""
-
-    worker: str
-    request_id: str
 
 
 @dataclass
@@ -124,7 +120,7 @@ class Tokens:
     token_ids: list[int]
     finish_reason: str | None
     cached_tokens: int
-    time: float
+    first_step_seconds: float | None = None  # on the first tokens: from runnable (KV landed) to this token
 
 
 @dataclass
@@ -132,3 +128,15 @@ class Failed:
     worker: str
     request_id: str
     message: str
+
+
+@dataclass
+class Usage:
+    worker: str
+    usage: BlockUsage
+
+
+@dataclass
+class BlocksChecked:
+    worker: str
+    error: str | None

@@ -1,52 +1,33 @@
-"""What the orchestrator knows about one request: routing, timings, and the events it streams."""
+"""What the orchestrator knows about one request: routing, timings, and the stream it feeds."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 
 from trtllm_mixquant.engine.sampling import SamplingParams
-
-
-class RequestError(RuntimeError):
-    """The request failed (worker death, timeout, invalid input discovered by a worker)."""
-
-
-@dataclass
-class Event:
-    """One streamed update: new token ids, and the finish reason on the last event."""
-
-    token_ids: list[int]
-    finish_reason: str | None = None
-    error: str | None = None
+from trtllm_mixquant.frontend.async_engine import RequestStream
 
 
 @dataclass
 class Timings:
-    """time.monotonic() stamps (one clock for every process of a host)."""
+    """`submitted` and `first_token` on the orchestrator's clock; the rest are durations the workers measured."""
 
-    submitted: float = 0.0
-    admitted: float | None = None
-    prefill_started: float | None = None
-    prefill_ended: float | None = None
-    transfer_started: float | None = None
-    transfer_ended: float | None = None
+    submitted: float = field(default_factory=time.monotonic)
     first_token: float | None = None
-    finished: float | None = None
+    prefill: float | None = None  # context worker: from the order's arrival to the KV being ready
+    transfer: float | None = None  # context worker: the KV transfer
+    first_step: float | None = None  # generation worker: from runnable (KV landed) to the first token
     kv_bytes: int = 0
 
     def ttft_breakdown(self) -> dict[str, float]:
-        """Seconds spent queued, prefilling, transferring KV, and in the first decode step."""
+        """Seconds spent queued (and in messages), prefilling, transferring KV, and in the first decode step."""
         if self.first_token is None:
             return {}
-        start_work = self.prefill_started or self.admitted or self.submitted
-        out = {"queue": start_work - self.submitted, "ttft": self.first_token - self.submitted}
-        if self.prefill_ended is not None:
-            out["prefill"] = self.prefill_ended - self.prefill_started
-        if self.transfer_ended is not None:
-            out["transfer"] = self.transfer_ended - self.transfer_started
-        out["first_decode"] = self.first_token - (self.transfer_ended or self.prefill_ended or start_work)
+        ttft = self.first_token - self.submitted
+        out = {"ttft": ttft, "prefill": self.prefill, "transfer": self.transfer, "first_decode": self.first_step}
+        out = {k: v for k, v in out.items() if v is not None}
+        out["queue"] = max(ttft - sum(v for k, v in out.items() if k != "ttft"), 0.0)
         return out
 
 
@@ -54,51 +35,24 @@ class Timings:
 class RequestState:
     request_id: str
     token_ids: list[int]
-    params: SamplingParams
-    mode: str
+    params: SamplingParams  # max_tokens filled in
     session_id: str | None
     quantized_until: int
-    receive_until: int
+    receive_until: int  # tokens whose KV comes from a context worker (0: none)
     deadline: float | None
-    events: asyncio.Queue = field(default_factory=asyncio.Queue)
-    timings: Timings = field(default_factory=lambda: Timings(submitted=time.monotonic()))
-    generation: str | None = None
+    stream: RequestStream
+    timings: Timings = field(default_factory=Timings)
+    generation: str | None = None  # worker names
     context: str | None = None
-    kv_in_flight: bool = False  # a context worker owes the generation worker this request's KV
-    output_ids: list[int] = field(default_factory=list)
+    kv_in_flight: bool = False  # a context worker has been asked for this request's KV and owes it
+    produced: bool = False  # a token reached the client: it can no longer be retried
     retries: int = 0
     done: bool = False
     cached_tokens: int = 0  # prompt tokens served by prefix caches
     prefilled_tokens: int = 0  # prompt tokens the context worker computed
 
-
-class RequestHandle:
-    """What `Orchestrator.submit` returns: stream events or await the whole result."""
-
-    def __init__(self, state: RequestState):
-        self.state = state
-        self.request_id = state.request_id
-
-    def __aiter__(self):
-        return self._events()
-
-    async def _events(self):
-        while True:
-            event = await self.state.events.get()
-            if event.error:
-                raise RequestError(event.error)
-            yield event
-            if event.finish_reason:
-                return
-
-    async def result(self) -> tuple[list[int], str]:
-        """All generated token ids and the finish reason."""
-        ids, reason = [], None
-        async for event in self:
-            ids += event.token_ids
-            reason = event.finish_reason
-        return ids, reason
-
     @property
-    def timings(self) -> Timings:
-        return self.state.timings
+    def wire_id(self) -> str:
+        """The id workers know this attempt by: a retry is a new request to them, so late messages
+        about an earlier attempt are told apart."""
+        return f"{self.request_id}/{self.retries}"

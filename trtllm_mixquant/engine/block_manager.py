@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from trtllm_mixquant.engine.sequence import Sequence
+from trtllm_mixquant.manifest import KVCacheLayout
 
 
 class BlockManager:
-    def __init__(self, num_blocks: int, block_size: int):
-        self.num_blocks, self.block_size = num_blocks, block_size
+    def __init__(self, num_blocks: int, layout: KVCacheLayout):
+        self.num_blocks, self.layout, self.block_size = num_blocks, layout, layout.block_size
         self.ref_count = [0] * num_blocks
         self.block_hash: list[int | None] = [None] * num_blocks
         self.cached: dict[int, int] = {}  # hash -> block
@@ -50,7 +51,7 @@ class BlockManager:
         self.registered[seq.id] = (len(seq.block_table), prev)
 
     def blocks_needed(self, seq: Sequence, num_new_tokens: int) -> int:
-        total = -(-(seq.num_computed + num_new_tokens) // self.block_size)
+        total = self.layout.blocks_for(seq.num_computed + num_new_tokens)
         return max(total - len(seq.block_table), 0)
 
     def allocate(self, seq: Sequence, num_new_tokens: int) -> bool:
@@ -88,3 +89,13 @@ class BlockManager:
         seq.block_table = []
         seq.num_computed = 0
         self.registered.pop(seq.id, None)
+
+    def check(self, holders: list[Sequence]) -> None:
+        """Assert that every block is free or held, with a reference count equal to its holders."""
+        held = [0] * self.num_blocks
+        for seq in holders:
+            for block in seq.block_table:
+                held[block] += 1
+        assert held == self.ref_count, "reference counts differ from the blocks sequences hold"
+        free = {b for b in range(self.num_blocks) if held[b] == 0}
+        assert free == set(self.free), f"free list {sorted(self.free)} != unreferenced blocks {sorted(free)}"

@@ -1,18 +1,19 @@
-"""`EngineCore`: one model, one KV pool, one scheduler; `step()` runs one batch.
+"""`EngineCore`: the PyTorch backend (`EngineBackend`): one model, one KV pool, one scheduler.
 
-Used by the offline `LLM` (colocated: both phases' weights in one model) and by the context and
-generation workers of the disaggregated orchestrator.
+Used by the offline `LLM` and the in-process async engine (colocated: both phases' weights in one
+model) and by the context and generation workers of the disaggregated orchestrator.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 import torch
 
+from trtllm_mixquant.engine.base import BlockUsage, EngineRequest, Reservation, RequestTooLarge, RequestUpdate
 from trtllm_mixquant.engine.batch_builder import build_step
 from trtllm_mixquant.engine.block_manager import BlockManager
+from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.model_runner import ModelRunner
 from trtllm_mixquant.engine.sampling import sample
 from trtllm_mixquant.engine.scheduler import Scheduler
@@ -24,90 +25,138 @@ from trtllm_mixquant.runtime.model import CausalLM
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class StepOutput:
-    new_tokens: list[Sequence] = field(default_factory=list)  # sequences that got a token this step
-    finished: list[Sequence] = field(default_factory=list)
-
-
 class EngineCore:
-    def __init__(self, model: CausalLM, tokenizer, block_size: int, max_seq_len: int, eos_ids: set[int],
-                 num_blocks: int, max_num_seqs: int = 64, max_step_tokens: int = 4096, cuda_graphs: bool = True,
-                 compile_regions: bool = True):
-        cfg = model.config
-        self.model, self.tokenizer, self.eos_ids, self.max_seq_len = model, tokenizer, eos_ids, max_seq_len
-        self.layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, "bfloat16", block_size)
+    """layout: the pool's layout (dtype = the model's); num_blocks excludes the scratch block that
+    padded CUDA-graph rows write into."""
+
+    def __init__(self, model: CausalLM, layout: KVCacheLayout, max_seq_len: int, eos_ids: set[int],
+                 num_blocks: int, config: EngineConfig):
+        self.model, self.eos_ids, self.max_seq_len, self.layout = model, eos_ids, max_seq_len, layout
         device = model.model.embed_tokens.weight.device
         if device.type == "cuda":
             torch.cuda.set_device(device)  # Triton kernels and CUDA graphs use the current device
-        dtype = model.model.embed_tokens.weight.dtype
-        self.kv = KVCache(self.layout, num_blocks + 1, device, dtype)  # + 1 scratch block for padding
-        self.blocks = BlockManager(num_blocks, block_size)
-        max_blocks_per_seq = -(-max_seq_len // block_size)
-        self.runner = ModelRunner(model, self.kv, num_blocks, max_blocks_per_seq, max_num_seqs, cuda_graphs,
-                                  compile_regions)
-        self.scheduler = Scheduler(self.blocks, max_num_seqs, max_step_tokens)
+        self.kv_cache = KVCache(layout, num_blocks + 1, device)
+        self.blocks = BlockManager(num_blocks, layout)
+        self.runner = ModelRunner(model, self.kv_cache, num_blocks, layout.blocks_for(max_seq_len),
+                                  config.max_num_seqs, config.cuda_graphs, config.compile_regions)
+        self.scheduler = Scheduler(self.blocks, config.max_num_seqs, config.max_step_tokens)
+        self.requests: dict[str, Sequence] = {}
+        self.receiving: dict[str, int] = {}  # reserved request -> tokens of KV that will arrive
 
-    def add(self, seq: Sequence) -> None:
+    # ---- requests ------------------------------------------------------------------------------
+    def add(self, request: EngineRequest) -> None:
+        if request.request_id in self.requests:
+            raise ValueError(f"request id {request.request_id!r} is already in use")
+        seq = Sequence.from_request(request)
+        self.requests[request.request_id] = seq
         self.scheduler.add(seq)
 
     def has_work(self) -> bool:
         return self.scheduler.has_work()
 
-    def abort(self, seq: Sequence) -> None:
-        """Drop a waiting or running sequence and free its blocks."""
+    def abort(self, request_id: str) -> None:
+        """End a request in whatever state it is (waiting, running, reserved, prefilled) and free its blocks."""
+        seq = self.requests.pop(request_id, None)
+        if seq is None:
+            return
+        self.receiving.pop(request_id, None)
         if seq in self.scheduler.waiting:
             self.scheduler.waiting.remove(seq)
-            self.blocks.release(seq)
-            seq.status, seq.finish_reason = Status.FINISHED, "abort"
         elif seq in self.scheduler.running:
-            self.scheduler.finish(seq, "abort")
+            self.scheduler.running.remove(seq)
+        self.blocks.release(seq)
+        seq.status, seq.finish_reason = Status.FINISHED, seq.finish_reason or "abort"
 
-    def step(self) -> StepOutput:
+    # ---- KV from elsewhere (generation workers) and to elsewhere (context workers) -------------
+    def reserve(self, request: EngineRequest, receive_until: int) -> Reservation | None:
+        seq = Sequence.from_request(request)
+        total = min(len(seq) + request.params.max_tokens, self.max_seq_len)
+        if self.layout.blocks_for(total) > self.blocks.num_blocks:
+            raise RequestTooLarge(f"the request needs {self.layout.blocks_for(total)} KV blocks and this engine "
+                                  f"has {self.blocks.num_blocks}; raise kv_cache_blocks")
+        self.blocks.match_prefix(seq)
+        if not self.blocks.allocate(seq, total - seq.num_computed):
+            self.blocks.release(seq)
+            return None
+        self.requests[request.request_id] = seq
+        cached = seq.num_computed
+        if receive_until <= cached:
+            self.scheduler.add(seq)
+            return Reservation(cached, -1, [])
+        self.receiving[request.request_id] = receive_until
+        first = cached // self.layout.block_size
+        return Reservation(cached, first, seq.block_table[first:self.layout.blocks_for(receive_until)])
+
+    def kv_arrived(self, request_id: str) -> None:
+        seq = self.requests[request_id]
+        seq.num_computed = self.receiving.pop(request_id)
+        self.scheduler.add(seq)
+
+    def kv_blocks(self, request_id: str) -> list[int]:
+        return list(self.requests[request_id].block_table)
+
+    def block_usage(self) -> BlockUsage:
+        reserved = {b for rid in self.receiving for b in self.requests[rid].block_table}
+        free = self.blocks.num_free
+        return BlockUsage(self.blocks.num_blocks, free, self.blocks.num_blocks - free - len(reserved), len(reserved))
+
+    def check_blocks(self) -> None:
+        self.blocks.check([s for s in self.requests.values()])
+
+    # ---- one step --------------------------------------------------------------------------------
+    def step(self) -> list[RequestUpdate]:
         """Run one forward step over the scheduled chunks."""
-        out = StepOutput()
         chunks = self.scheduler.schedule()
         if not chunks:
-            return out
+            return []
         batch, rows = build_step(chunks, self.layout.block_size)
         logits = self.runner.forward(batch)
         for seq, n in chunks:
             seq.num_computed += n
             self.blocks.register_full_blocks(seq)
+        updates = []
         if rows.next_token:
             seqs = rows.next_token
             tokens = sample(logits[:len(seqs)], [s.params for s in seqs], [s.generator for s in seqs]).tolist()
             for seq, token in zip(seqs, tokens):
                 seq.token_ids.append(token)
-                out.new_tokens.append(seq)
                 reason = self.finish_reason(seq, token)
                 if reason:
-                    self.scheduler.finish(seq, reason)
-                    out.finished.append(seq)
+                    self._finish(seq, reason)
+                updates.append(RequestUpdate(seq.request_id, [token], reason, seq.num_cached_prompt))
         if rows.scored:
-            logprobs = torch.log_softmax(logits[len(rows.next_token):], dim=-1)
-            targets = torch.tensor([seq.token_ids[p + 1] for seq, p in rows.scored], device=logprobs.device)
-            values = logprobs.gather(1, targets[:, None]).squeeze(1).tolist()
-            for row, ((seq, _), value) in enumerate(zip(rows.scored, values)):
-                seq.token_logprobs.append(value)
-                if seq.distributions is not None:
-                    seq.distributions.append(logprobs[row].cpu())
+            self._score(logits[len(rows.next_token):], rows.scored)
         for seq, _ in chunks:
             if seq.status is Status.RUNNING and seq.num_pending == 0 and seq.stops_after_prefill:
-                self.scheduler.finish(seq, "prefilled", keep_blocks=seq.logits_positions is None)
-                out.finished.append(seq)
-        return out
+                updates.append(self._prefilled(seq))
+        return updates
+
+    def _score(self, logits: torch.Tensor, rows: list[tuple[Sequence, int]]) -> None:
+        logprobs = torch.log_softmax(logits, dim=-1)
+        targets = torch.tensor([seq.token_ids[p + 1] for seq, p in rows], device=logprobs.device)
+        values = logprobs.gather(1, targets[:, None]).squeeze(1).tolist()
+        for row, ((seq, _), value) in enumerate(zip(rows, values)):
+            seq.token_logprobs.append(value)
+            if seq.distributions is not None:
+                seq.distributions.append(logprobs[row].cpu())
+
+    def _prefilled(self, seq: Sequence) -> RequestUpdate:
+        scoring = seq.logits_positions is not None
+        self._finish(seq, "scored" if scoring else "prefilled", keep=not scoring)
+        return RequestUpdate(seq.request_id, [], seq.finish_reason, seq.num_cached_prompt,
+                             len(seq) - seq.num_cached_prompt, seq.token_logprobs if scoring else None,
+                             seq.distributions)
+
+    def _finish(self, seq: Sequence, reason: str, keep: bool = False) -> None:
+        """keep: a prefilled request stays (its blocks held) until `abort` once its KV was sent."""
+        self.scheduler.finish(seq, reason, keep_blocks=keep)
+        if not keep:
+            del self.requests[seq.request_id]
 
     def finish_reason(self, seq: Sequence, token: int) -> str | None:
         p = seq.params
         if (token in self.eos_ids and not p.ignore_eos) or token in p.stop_token_ids:
             return "stop"
-        if p.stop:
-            text = self.tokenizer.decode(seq.output_ids, skip_special_tokens=True)
-            hits = [text.find(s) for s in p.stop if s in text]
-            if hits:
-                seq.output_text = text[:min(hits)]
-                return "stop"
         if len(seq.output_ids) >= p.max_tokens or len(seq) >= self.max_seq_len:
             return "length"
         return None

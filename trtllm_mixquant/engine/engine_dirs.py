@@ -1,4 +1,8 @@
-"""Find the engines an `LLM` runs: a build.py output folder, or a plain Hugging Face folder."""
+"""Find the engines a folder holds: a build.py output folder, or a plain Hugging Face folder.
+
+The KV layout is read here, once, from the engines' `engine.json` (or derived from a Hugging Face
+`config.json`); everything downstream takes it from `EngineDirs.layout`.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from trtllm_mixquant.manifest import MANIFEST_NAME, EngineManifest, check_engine_pair
-
-MODES = ("mixquant", "bf16", "quantized")
+from trtllm_mixquant.manifest import MANIFEST_NAME, EngineManifest, KVCacheLayout, check_engine_pair
 
 
 @dataclass(frozen=True)
@@ -16,17 +18,21 @@ class EngineDirs:
     generation: Path  # BF16 weights, tokenizer
     context: Path | None  # quantized weights (None: BF16 only)
     max_seq_len: int
-    block_size: int
+    layout: KVCacheLayout  # as built (dtype bfloat16); a running pool takes the dtype it runs in
     precision: str  # the context engine's precision, or "bf16"
 
     def default_kv_blocks(self) -> int:
         """KV blocks when none are asked for: room for four sequences of the maximum length."""
-        return max(4 * -(-self.max_seq_len // self.block_size), 64)
+        return max(4 * self.layout.blocks_for(self.max_seq_len), 64)
+
+    def require_context(self, what: str) -> Path:
+        if self.context is None:
+            raise ValueError(f"{what} needs a context engine, which {self.generation.parent} does not have; "
+                             "build it with `python build.py --phase context`")
+        return self.context
 
 
-def resolve_engine_dirs(path: str | Path, mode: str) -> EngineDirs:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+def resolve_engine_dirs(path: str | Path) -> EngineDirs:
     path = Path(path)
     if (path / "generation" / MANIFEST_NAME).is_file():
         generation = EngineManifest.read(path / "generation")
@@ -34,17 +40,12 @@ def resolve_engine_dirs(path: str | Path, mode: str) -> EngineDirs:
         if (path / "context" / MANIFEST_NAME).is_file():
             context = EngineManifest.read(path / "context")
             check_engine_pair(context, generation)
-        if context is None and mode != "bf16":
-            raise ValueError(f"{path} has no context engine; build it with `python build.py --phase context`, "
-                             "or use mode='bf16'.")
         return EngineDirs(path / "generation", path / "context" if context else None,
                           min(generation.max_seq_len, context.max_seq_len if context else 1 << 30),
-                          generation.kv_cache.block_size, context.precision if context else "bf16")
+                          generation.kv_cache, context.precision if context else "bf16")
     if (path / "config.json").is_file():
-        if mode != "bf16":
-            raise ValueError(f"{path} is a Hugging Face folder, which only runs in mode='bf16'; build engines "
-                             f"with `python build.py --model {path}` for {mode!r}.")
-        max_len = json.loads((path / "config.json").read_text()).get("max_position_embeddings", 4096)
-        return EngineDirs(path, None, max_len, 32, "bf16")
+        config = json.loads((path / "config.json").read_text())
+        return EngineDirs(path, None, config.get("max_position_embeddings", 4096),
+                          KVCacheLayout.from_hf_config(config), "bf16")
     raise ValueError(f"{path} is neither a build.py output folder (with generation/engine.json) nor a "
                      "Hugging Face model folder. Build engines with `python build.py --output DIR`.")

@@ -1,23 +1,22 @@
-"""`LLM`: the offline API over the colocated engines (both phases in one process, one KV pool)."""
+"""`LLM`: the offline, synchronous API over one colocated backend (both phases in one process, one
+KV pool). A thin wrapper: the request checks are `RequestRules`', the text handling the frontend's
+`TextCodec`, the engine any `EngineBackend`."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from trtllm_mixquant.devices import resolve_device
-from trtllm_mixquant.engine.core import EngineCore
-from trtllm_mixquant.engine.engine_dirs import EngineDirs, resolve_engine_dirs
+from trtllm_mixquant.engine import create_backend
+from trtllm_mixquant.engine.base import EngineRequest
+from trtllm_mixquant.engine.config import EngineConfig
+from trtllm_mixquant.engine.engine_dirs import resolve_engine_dirs
+from trtllm_mixquant.engine.phase import RequestRules
 from trtllm_mixquant.engine.sampling import SamplingParams
-from trtllm_mixquant.engine.sequence import Sequence
-from trtllm_mixquant.runtime.loader import load_causal_lm
-from trtllm_mixquant.runtime.quantized import make_quantized_kernel
-
-log = logging.getLogger(__name__)
-ALL_TOKENS = 1 << 62
+from trtllm_mixquant.frontend.text import TextCodec
 
 
 @dataclass
@@ -30,100 +29,59 @@ class RequestOutput:
     num_cached_prompt_tokens: int
 
 
-def load_tokenizer_and_eos(folder: Path):
-    from transformers import AutoTokenizer, GenerationConfig
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    eos_ids = {tokenizer.eos_token_id}
-    try:
-        eos = GenerationConfig.from_pretrained(folder).eos_token_id
-        eos_ids |= set(eos if isinstance(eos, list) else [eos])
-    except OSError:
-        pass
-    eos_ids.discard(None)
-    return tokenizer, eos_ids
-
-
-def quantized_until(dirs: EngineDirs, mode: str, num_prompt_tokens: int, k: int) -> int:
-    """Position before which tokens go through the quantized weights, by the mode's phase rule."""
-    if mode == "bf16":
-        return 0
-    if dirs.context is None:
-        raise ValueError(f"mode {mode!r} needs a context engine; build one with `python build.py --phase context`")
-    return ALL_TOKENS if mode == "quantized" else max(num_prompt_tokens - k, 0)
+@dataclass
+class _Pending:
+    request: EngineRequest
+    text_stream: object = None
+    token_ids: list = None
+    text: str = ""
+    finish_reason: str | None = None
+    num_cached: int = 0
+    scores: list[float] | None = None
+    distributions: list | None = None
 
 
 class LLM:
     """Generate, chat and score with Mix-Quant phase rules.
 
     mode: "mixquant" (prompt through the quantized context weights except its last
-    `num_precise_prompt_tokens`, the rest in BF16), "bf16" (BF16 everywhere) or "quantized" (the
-    context engine's precision everywhere). A request may override the mode.
-    On a GPU, `compile_regions` runs the layers through torch.compile and `cuda_graphs` replays decode
-    steps from CUDA graphs; both off is the CLI's `--enforce-eager` (quick start, slower steps).
+    `num_precise_prompt_tokens`, the rest in BF16), "bf16" (BF16 everywhere, no quantized weights
+    loaded) or "quantized" (the context engine's precision everywhere). A request may override it.
+    Other keyword arguments are `EngineConfig` fields (device, kv_cache_blocks, cuda_graphs, ...);
+    `dtype` may be given as a torch dtype.
     """
 
-    def __init__(self, engine_dir: str | Path, mode: str = "mixquant", device: str = "auto",
-                 dtype: torch.dtype = torch.bfloat16, num_precise_prompt_tokens: int = 1,
-                 kv_cache_blocks: int | None = None, max_num_seqs: int = 64, max_step_tokens: int = 4096,
-                 cuda_graphs: bool = True, compile_regions: bool = True):
-        self.dirs = resolve_engine_dirs(engine_dir, mode)
-        self.mode, self.k = mode, num_precise_prompt_tokens
-        self.device = resolve_device(device)
-        model = load_causal_lm(self.dirs.generation, self.dirs.context if mode != "bf16" else None,
-                               dtype, self.device, make_quantized_kernel)
-        self.tokenizer, eos_ids = load_tokenizer_and_eos(self.dirs.generation)
-        num_blocks = kv_cache_blocks or self.dirs.default_kv_blocks()
-        self.core = EngineCore(model, self.tokenizer, self.dirs.block_size, self.dirs.max_seq_len, eos_ids,
-                               num_blocks, max_num_seqs, max_step_tokens, cuda_graphs, compile_regions)
-        log.info("LLM %s: mode %s, context precision %s, device %s, %d KV blocks of %d tokens",
-                 engine_dir, mode, self.dirs.precision, self.device, num_blocks, self.dirs.block_size)
+    def __init__(self, engine_dir: str | Path, mode: str = "mixquant", **options):
+        if isinstance(options.get("dtype"), torch.dtype):
+            options["dtype"] = str(options["dtype"]).removeprefix("torch.")
+        self._start(EngineConfig(Path(engine_dir), mode=mode, **options))
+
+    @classmethod
+    def from_config(cls, config: EngineConfig) -> LLM:
+        llm = cls.__new__(cls)
+        llm._start(config)
+        return llm
+
+    def _start(self, config: EngineConfig) -> None:
+        self.config, engine_dir, mode = config, config.engine_dir, config.mode
+        self.dirs = resolve_engine_dirs(engine_dir)
+        self.rules = RequestRules.for_engines(self.dirs, self.config.num_precise_prompt_tokens, mode,
+                                              quantized_loaded=mode != "bf16", quantized_decode=True)
+        self.codec = TextCodec.load(self.dirs.generation)
+        self.tokenizer = self.codec.tokenizer
+        self.engine = create_backend(self.config, "colocated", self.dirs)
+        self._ids = itertools.count()
 
     def tokens(self, text_or_ids: str | list[int]) -> list[int]:
-        if isinstance(text_or_ids, str):
-            return self.tokenizer(text_or_ids, add_special_tokens=False)["input_ids"]
-        return list(text_or_ids)
-
-    def check_length(self, n: int, extra: int) -> None:
-        if n == 0:
-            raise ValueError("the prompt is empty")
-        if n + extra > self.dirs.max_seq_len:
-            raise ValueError(f"prompt of {n} tokens plus {extra} new tokens exceeds the engine's maximum "
-                             f"sequence length of {self.dirs.max_seq_len} tokens")
-
-    def _quantized_until(self, n: int, mode: str | None) -> int:
-        mode = mode or self.mode
-        if mode != "bf16" and self.mode == "bf16":
-            raise ValueError(f"mode {mode!r} needs the context engine's weights; this LLM was loaded in mode 'bf16'")
-        return quantized_until(self.dirs, mode, n, self.k)
-
-    def add_request(self, prompt: str | list[int], params: SamplingParams, mode: str | None = None) -> Sequence:
-        ids = self.tokens(prompt)
-        self.check_length(len(ids), params.max_tokens)
-        seq = Sequence(ids, params, self._quantized_until(len(ids), mode))
-        self.core.add(seq)
-        return seq
-
-    def _run(self, seqs: list[Sequence]) -> None:
-        pending = set(seqs)
-        while pending:
-            pending -= set(self.core.step().finished)
-
-    def _output(self, seq: Sequence) -> RequestOutput:
-        ids = seq.output_ids
-        if seq.finish_reason == "stop" and ids and (ids[-1] in self.core.eos_ids or ids[-1] in seq.params.stop_token_ids):
-            ids = ids[:-1]
-        text = seq.output_text if seq.output_text else self.tokenizer.decode(ids, skip_special_tokens=True)
-        return RequestOutput(seq.token_ids[:seq.num_prompt_tokens], seq.output_ids, ids, text, seq.finish_reason,
-                             seq.num_cached_prompt)
+        return self.codec.encode(text_or_ids) if isinstance(text_or_ids, str) else list(text_or_ids)
 
     def generate(self, prompts, params: SamplingParams | None = None, mode: str | None = None) -> list[RequestOutput]:
         """prompts: a string, a token-id list, or a list of either. Returns one output per prompt."""
         single = isinstance(prompts, str) or (prompts and isinstance(prompts[0], int))
-        prompts = [prompts] if single else list(prompts)
-        seqs = [self.add_request(p, params or SamplingParams(), mode) for p in prompts]
-        self._run(seqs)
-        return [self._output(s) for s in seqs]
+        params = params or SamplingParams()
+        pending = [self._generation(self.tokens(p), params, mode) for p in ([prompts] if single else prompts)]
+        self._run(pending)
+        return [self._output(p) for p in pending]
 
     def chat(self, messages: list[dict], tools: list[dict] | None = None, params: SamplingParams | None = None,
              mode: str | None = None) -> RequestOutput:
@@ -133,7 +91,7 @@ class LLM:
     def score(self, prompt: str | list[int], continuation: str | list[int], mode: str | None = None) -> list[float]:
         """Log-probability of each continuation token given the prompt, teacher-forced: the prompt is
         prefilled and the continuation decoded under the mode's phase rules."""
-        return self._score(prompt, continuation, mode, keep_distributions=False).token_logprobs
+        return self._score(prompt, continuation, mode, keep_distributions=False).scores
 
     def score_distributions(self, prompt: str | list[int], continuation: str | list[int],
                             mode: str | None = None) -> torch.Tensor:
@@ -141,15 +99,46 @@ class LLM:
         log-probabilities [len(continuation), vocab] (fp32, CPU)."""
         return torch.stack(self._score(prompt, continuation, mode, keep_distributions=True).distributions)
 
-    def _score(self, prompt, continuation, mode: str | None, keep_distributions: bool) -> Sequence:
+    # ---- driving the backend ---------------------------------------------------------------------
+    def _generation(self, ids: list[int], params: SamplingParams, mode: str | None) -> _Pending:
+        admission = self.rules.admit(len(ids), params.max_tokens, mode)
+        request = EngineRequest(f"llm-{next(self._ids)}", ids, replace(params, max_tokens=admission.max_tokens),
+                                admission.quantized_until)
+        return _Pending(request, self.codec.stream(request.params), [])
+
+    def _score(self, prompt, continuation, mode: str | None, keep_distributions: bool) -> _Pending:
         prompt_ids, cont_ids = self.tokens(prompt), self.tokens(continuation)
         if not cont_ids:
             raise ValueError("the continuation is empty")
-        self.check_length(len(prompt_ids), len(cont_ids))
-        n = len(prompt_ids)
-        seq = Sequence(prompt_ids + cont_ids, SamplingParams(max_tokens=len(cont_ids)), self._quantized_until(n, mode),
-                       num_prompt_tokens=n, logits_positions=(n - 1, n + len(cont_ids) - 1), stops_after_prefill=True,
-                       distributions=[] if keep_distributions else None)
-        self.core.add(seq)
-        self._run([seq])
-        return seq
+        admission = self.rules.admit(len(prompt_ids), len(cont_ids), mode)
+        request = EngineRequest(f"llm-{next(self._ids)}", prompt_ids + cont_ids,
+                                SamplingParams(max_tokens=len(cont_ids)), admission.quantized_until,
+                                score_from=len(prompt_ids), keep_distributions=keep_distributions)
+        pending = _Pending(request)
+        self._run([pending])
+        return pending
+
+    def _run(self, pending: list[_Pending]) -> None:
+        running = {p.request.request_id: p for p in pending}
+        for p in pending:
+            self.engine.add(p.request)
+        while running:
+            for update in self.engine.step():
+                p = running[update.request_id]
+                p.num_cached = update.num_cached_prompt
+                if p.text_stream is None:  # scoring
+                    p.finish_reason, p.scores, p.distributions = update.finish_reason, update.scores, update.distributions
+                else:
+                    p.token_ids += update.token_ids
+                    piece = p.text_stream.push(update.token_ids, update.finish_reason)
+                    p.text += piece.text
+                    p.finish_reason = piece.finish_reason
+                    if p.text_stream.stopped and not update.finish_reason:
+                        self.engine.abort(update.request_id)  # a stop string ended the text
+                if p.finish_reason:
+                    del running[update.request_id]
+
+    def _output(self, p: _Pending) -> RequestOutput:
+        params = p.request.params
+        return RequestOutput(p.request.token_ids, p.token_ids, self.codec.content(p.token_ids, p.finish_reason, params),
+                             p.text, p.finish_reason, p.num_cached)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 
+SEED_MIN, SEED_MAX = -(1 << 63), (1 << 63) - 1  # what torch.Generator.manual_seed takes (vLLM's bounds too)
+
 
 @dataclass
 class SamplingParams:
-    """How to pick tokens and when to stop, for one request (OpenAI-style names)."""
+    """How to pick tokens and when to stop, for one request (OpenAI-style names).
 
-    max_tokens: int = 64
+    max_tokens None: all the room the engine's maximum sequence length leaves (`RequestRules.admit`
+    turns it into a number before a request reaches an engine). `stop` strings are applied to the
+    text by the frontend (`frontend.text.TextStream`); engines stop on tokens only.
+    """
+
+    max_tokens: int | None = None
     temperature: float = 0.0  # 0 means greedy
     top_p: float = 1.0
     top_k: int = 0  # 0 means no top-k filter
@@ -24,14 +32,16 @@ class SamplingParams:
         if isinstance(self.stop, str):
             self.stop = [self.stop]
         problems = []
-        if self.max_tokens < 1:
+        if self.max_tokens is not None and self.max_tokens < 1:
             problems.append(f"max_tokens must be at least 1 (got {self.max_tokens})")
-        if self.temperature < 0:
-            problems.append(f"temperature must be >= 0 (got {self.temperature})")
+        if not 0 <= self.temperature < math.inf:
+            problems.append(f"temperature must be a finite number >= 0 (got {self.temperature})")
         if not 0 < self.top_p <= 1:
             problems.append(f"top_p must be in (0, 1] (got {self.top_p})")
         if self.top_k < 0:
             problems.append(f"top_k must be >= 0 (got {self.top_k})")
+        if self.seed is not None and not SEED_MIN <= self.seed <= SEED_MAX:
+            problems.append(f"seed must be a 64-bit signed integer, in [{SEED_MIN}, {SEED_MAX}] (got {self.seed})")
         if problems:
             raise ValueError("invalid sampling parameters: " + "; ".join(problems))
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import torch
 
 from trtllm_mixquant.engine.sampling import SamplingParams
+
+if TYPE_CHECKING:
+    from trtllm_mixquant.engine.base import EngineRequest
 
 _ids = itertools.count()
 
@@ -32,8 +36,9 @@ class Sequence:
     params: SamplingParams
     quantized_until: int
     num_prompt_tokens: int = 0
-    logits_positions: tuple[int, int] | None = None  # score(): positions whose logits are kept
-    stops_after_prefill: bool = False  # score() and context workers: no token is generated
+    logits_positions: tuple[int, int] | None = None  # scoring: positions whose logits are kept
+    stops_after_prefill: bool = False  # scoring and context workers: no token is generated
+    request_id: str = ""
     id: int = field(default_factory=lambda: next(_ids))
     status: Status = Status.WAITING
     num_computed: int = 0
@@ -41,7 +46,6 @@ class Sequence:
     block_table: list[int] = field(default_factory=list)
     finish_reason: str | None = None
     generator: torch.Generator | None = None
-    output_text: str = ""
     token_logprobs: list[float] = field(default_factory=list)  # score(): one per scored position
     distributions: list[torch.Tensor] | None = None  # score_distributions(): [V] log-probs per position
 
@@ -52,6 +56,16 @@ class Sequence:
         elif self.params.temperature > 0:
             self.generator = torch.Generator()
             self.generator.seed()
+
+    @classmethod
+    def from_request(cls, req: EngineRequest) -> Sequence:
+        if req.score_from is None:
+            return cls(list(req.token_ids), req.params, req.quantized_until, stops_after_prefill=req.prefill_only,
+                       request_id=req.request_id)
+        n, end = req.score_from, len(req.token_ids)
+        return cls(list(req.token_ids), req.params, req.quantized_until, num_prompt_tokens=n,
+                   logits_positions=(n - 1, end - 1), stops_after_prefill=True, request_id=req.request_id,
+                   distributions=[] if req.keep_distributions else None)
 
     def __len__(self) -> int:
         return len(self.token_ids)

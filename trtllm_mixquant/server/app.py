@@ -15,14 +15,15 @@ from collections.abc import Callable
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from trtllm_mixquant.frontend.async_engine import AsyncEngine
 from trtllm_mixquant.server import chat_completions, completions
 from trtllm_mixquant.server.errors import APIError, install_error_handlers
-from trtllm_mixquant.server.settings import ServerSettings
+from trtllm_mixquant.server.config import ServerConfig
 from trtllm_mixquant.server.state import ServerState
 
 
 def require_api_key(request: Request) -> None:
-    key = request.app.state.server.settings.api_key
+    key = request.app.state.server.config.api_key
     if key is None:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -32,8 +33,8 @@ def require_api_key(request: Request) -> None:
 
 def models(request: Request) -> dict:
     state: ServerState = request.app.state.server
-    card = {"id": state.settings.model_name, "object": "model", "created": state.created,
-            "owned_by": "trtllm-mixquant", "root": str(state.settings.engine_dir), "max_model_len": state.max_seq_len}
+    card = {"id": state.config.model_name, "object": "model", "created": state.created,
+            "owned_by": "trtllm-mixquant", "root": str(state.config.engine_dir), "max_model_len": state.max_seq_len}
     return {"object": "list", "data": [card]}
 
 
@@ -44,13 +45,15 @@ def health(request: Request) -> JSONResponse:
 
 def metrics(request: Request) -> PlainTextResponse:
     state: ServerState = request.app.state.server
-    stats = state.orchestrator.stats() if state.orchestrator.ready else None
+    stats = state.engine.stats() if state.engine.ready else None
     return PlainTextResponse(state.metrics.render(stats), media_type="text/plain; version=0.0.4")
 
 
-def create_app(settings: ServerSettings, on_start_failure: Callable[[], None] | None = None) -> FastAPI:
-    """on_start_failure: called if the workers fail to start (the CLI uses it to exit)."""
-    state = ServerState(settings, on_start_failure)
+def create_app(config: ServerConfig, on_start_failure: Callable[[], None] | None = None,
+               engine: AsyncEngine | None = None) -> FastAPI:
+    """on_start_failure: called if the workers fail to start (the CLI uses it to exit); engine: the
+    `AsyncEngine` to serve (default: an orchestrator of `config.orchestrator`)."""
+    state = ServerState(config, on_start_failure, engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -8,12 +8,12 @@ from dataclasses import replace
 
 from fastapi import APIRouter, Request
 
-from trtllm_mixquant.server.chat import build_chat_prompt
-from trtllm_mixquant.server.generation import start_generation
+from trtllm_mixquant.frontend.chat import build_chat_prompt
+from trtllm_mixquant.frontend.tool_parser import ReplyDelta, ReplyParser, ToolCall
+from trtllm_mixquant.server.generation import pieces, start_generation, whole_text
 from trtllm_mixquant.server.protocol import ChatCompletionRequest
 from trtllm_mixquant.server.responses import Envelope, new_id, sse_response
 from trtllm_mixquant.server.state import ServerState
-from trtllm_mixquant.server.tool_parser import ReplyDelta, ReplyParser, ToolCall
 
 router = APIRouter()
 
@@ -44,13 +44,14 @@ async def create_chat_completion(req: ChatCompletionRequest, request: Request):
     state: ServerState = request.app.state.server
     state.check_model(req.model)
     req.check_supported()
-    prompt = build_chat_prompt(state, req)
-    head = Envelope(new_id("chatcmpl"), "chat.completion", state.settings.model_name)
+    prompt = build_chat_prompt(state.codec, req.template_messages(), req.template_tools(), req.template_tool_choice(),
+                               req.chat_template_kwargs)
+    head = Envelope(new_id("chatcmpl"), "chat.completion", state.config.model_name)
     gen = await start_generation(state, prompt.token_ids, req, req.requested_max_tokens(), request.url.path, head.id)
     parser = ReplyParser(prompt.parse_tools, prompt.in_reasoning)
 
     if not req.stream:
-        reply = parser.feed(prompt.forced + await gen.text(request))
+        reply = parser.feed(prompt.forced + await whole_text(gen, request))
         reply += parser.finish()
         message = {"role": "assistant", "content": reply.content or (None if reply.tool_calls else ""),
                    "reasoning_content": reply.reasoning or None}
@@ -68,7 +69,7 @@ async def create_chat_completion(req: ChatCompletionRequest, request: Request):
     async def chunks():
         yield chunk({"role": "assistant", "content": ""})
         delta, calls = parser.feed(prompt.forced), 0
-        async for piece in gen.pieces():
+        async for piece in pieces(gen):
             delta += parser.feed(piece.text)
             if piece.finish_reason:
                 delta += parser.finish()

@@ -3,8 +3,9 @@
 Counted by the server: requests by endpoint and status (finish reason, `cancelled`, `error`, or the
 HTTP status of a refused request), prompt tokens by the precision the phase rule prefills them in,
 generated tokens, time to first token, inter-token latency, request latency. Read from the
-orchestrator at scrape time: requests in flight, KV bytes transferred, prompt tokens the context
-workers computed and those served by prefix caches, live workers by role.
+engine at scrape time: requests in flight and by state, KV bytes transferred, prompt tokens the
+context workers computed and those served by prefix caches, live workers by role, worker restarts,
+and each worker's KV blocks (free, used, reserved for incoming KV).
 """
 
 from __future__ import annotations
@@ -92,8 +93,17 @@ class ServerMetrics:
                             {(): stats["quantized_prefill_tokens"]})
             lines += sample("prefix_cache_hit_tokens_total", "counter", "Prompt tokens served by prefix caches.",
                             {(): stats["cached_prompt_tokens"]})
+            lines += sample("requests_by_state", "gauge", "Requests in flight by state.",
+                            {(k,): v for k, v in stats["requests_by_state"].items()}, ("state",))
             alive: dict[tuple[str, ...], float] = defaultdict(float)
-            for worker in stats["workers"].values():
+            blocks: dict[tuple[str, ...], float] = {}
+            for name, worker in stats["workers"].items():
                 alive[(worker["role"],)] += worker["alive"]
+                if worker["usage"] is not None:
+                    for kind in ("free", "used", "reserved"):
+                        blocks[(name, kind)] = getattr(worker["usage"], kind)
             lines += sample("workers_alive", "gauge", "Live worker processes by role.", alive, ("role",))
+            lines += sample("worker_restarts_total", "counter", "Dead workers replaced.", {(): stats["worker_restarts"]})
+            lines += sample("kv_blocks", "gauge", "KV-cache blocks of each worker: free (cached prefixes among "
+                            "them), used, reserved for KV on its way.", blocks, ("worker", "kind"))
         return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from trtllm_mixquant.engine.sampling import SamplingParams
-from trtllm_mixquant.server.errors import APIError
+from trtllm_mixquant.errors import InvalidRequest
 
 # field -> the values that leave the result unchanged
 NEUTRAL: dict[str, tuple[Any, ...]] = {
@@ -55,7 +55,7 @@ class GenerationRequest(BaseModel):
         for name, neutral in NEUTRAL.items():
             value = getattr(self, name, None)
             if value not in neutral:
-                raise APIError(400, f"`{name}`={value!r} is not supported by this server", param=name)
+                raise InvalidRequest(f"`{name}`={value!r} is not supported by this server", param=name)
 
     def sampling_params(self, max_tokens: int, defaults: dict[str, Any]) -> SamplingParams:
         """defaults: the model's generation_config values for temperature, top_p and top_k, if any."""
@@ -68,17 +68,18 @@ class GenerationRequest(BaseModel):
                                   top_p=pick("top_p", 1.0), top_k=pick("top_k", 0), seed=self.seed, stop=stop,
                                   ignore_eos=self.ignore_eos)
         except ValueError as e:
-            raise APIError(400, str(e)) from None
+            raise InvalidRequest(str(e)) from None
 
 
 class CompletionRequest(GenerationRequest):
     prompt: str | list[int] | list[str] | list[list[int]]
+    max_tokens: int | None = 16  # OpenAI's documented default for this endpoint (chat's is the room left)
 
     def single_prompt(self) -> str | list[int]:
         prompt = self.prompt
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], (str, list)):
             if len(prompt) != 1:
-                raise APIError(400, "one prompt per request is supported", param="prompt")
+                raise InvalidRequest("one prompt per request is supported", param="prompt")
             prompt = prompt[0]
         return prompt
 
@@ -133,3 +134,14 @@ class ChatCompletionRequest(GenerationRequest):
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def template_messages(self) -> list[dict[str, Any]]:
+        """The messages as plain OpenAI-shaped dicts (what `frontend.chat` reads)."""
+        return [m.model_dump() for m in self.messages]
+
+    def template_tools(self) -> list[dict[str, Any]] | None:
+        return [t.model_dump(exclude_none=True) for t in self.tools] if self.tools else None
+
+    def template_tool_choice(self) -> str | dict | None:
+        choice = self.tool_choice
+        return choice.model_dump() if isinstance(choice, NamedToolChoice) else choice

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from trtllm_mixquant.server.errors import APIError
 
 if TYPE_CHECKING:
-    from trtllm_mixquant.server.generation import Generation
+    from trtllm_mixquant.frontend.generation import TextGeneration
     from trtllm_mixquant.server.protocol import StreamOptions
 
 SSE_DONE = "data: [DONE]\n\n"
@@ -46,7 +46,7 @@ def sse(obj: dict) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
-async def _events(chunks: AsyncIterator[dict], head: Envelope, gen: Generation,
+async def _events(chunks: AsyncIterator[dict], head: Envelope, gen: TextGeneration,
                   options: StreamOptions | None) -> AsyncIterator[str]:
     try:
         async for chunk in chunks:
@@ -63,7 +63,7 @@ class EventStream(StreamingResponse):
     that disconnects cancels the stream while the generators are suspended, so their own cleanup
     would wait for garbage collection)."""
 
-    def __init__(self, events: AsyncIterator[str], gen: Generation):
+    def __init__(self, events: AsyncIterator[str], gen: TextGeneration):
         super().__init__(events, media_type="text/event-stream",
                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         self.gen = gen
@@ -75,7 +75,7 @@ class EventStream(StreamingResponse):
             self.gen.close()
 
 
-def sse_response(chunks: AsyncIterator[dict], head: Envelope, gen: Generation,
+def sse_response(chunks: AsyncIterator[dict], head: Envelope, gen: TextGeneration,
                  options: StreamOptions | None) -> StreamingResponse:
     """Chunks as server-sent events, then a usage chunk if `stream_options.include_usage`, then
     `[DONE]`. An error that happens mid-stream becomes an event with the OpenAI error body."""

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from trtllm_mixquant.server.tool_parser import ReplyDelta, ReplyParser, ToolCall
+from trtllm_mixquant.frontend.tool_parser import ReplyDelta, ReplyParser, ToolCall
 
 WEATHER = '{"name": "get_weather", "arguments": {"city": "Paris", "unit": "°C"}}'
 WEATHER_CALL = ToolCall("get_weather", '{"city": "Paris", "unit": "°C"}')

@@ -7,8 +7,8 @@ import random
 import pytest
 
 from trtllm_mixquant.random_model import byte_tokenizer
-from trtllm_mixquant.server.detokenizer import Detokenizer, hidden_token_ids
-from trtllm_mixquant.server.text_match import StopStrings, partial_match_len
+from trtllm_mixquant.frontend.detokenizer import Detokenizer, hidden_token_ids
+from trtllm_mixquant.frontend.text_match import StopStrings, partial_match_len
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from trtllm_mixquant.server.text_match import partial_match_len
+from trtllm_mixquant.frontend.text_match import partial_match_len
 
 THINK, END_THINK, CALL, END_CALL = "<think>", "</think>", "<tool_call>", "</tool_call>"
 NEXT_STATE = {THINK: "reasoning", END_THINK: "content", CALL: "call"}

@@ -8,10 +8,12 @@ id when the data has landed. UCX moves DRAM on CPU and VRAM on GPU.
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
-from trtllm_mixquant.disagg.kv_transfer import KVPoolInfo
 from trtllm_mixquant.runtime.kv_cache import KVCache
+from trtllm_mixquant.transfer.base import PeerInfo, kv_bytes, pool_info
 
 
 # Longest descriptor. 16 MiB descriptors moved 1.2 GB at 212 GB/s on two H100s; a 4.6 GB transfer
@@ -36,65 +38,71 @@ def block_runs(src: list[int], dst: list[int], max_blocks: int) -> list[tuple[in
     return [tuple(r) for r in runs]
 
 
-def descriptors(info: KVPoolInfo, runs: list[tuple[int, int]]) -> np.ndarray:
+def descriptors(info: PeerInfo, runs: list[tuple[int, int]]) -> np.ndarray:
     """[2 * layers * len(runs), 3] (address, bytes, device) rows for (start_block, length) runs."""
+    a = info.address
     layers = np.arange(info.layout.num_layers, dtype=np.uint64)[:, None]
     starts = np.array([s for s, _ in runs], dtype=np.uint64)[None, :]
     lengths = np.array([n for _, n in runs], dtype=np.uint64)[None, :]
     rows = []
-    for base in (info.k_base, info.v_base):
-        addr = np.uint64(base) + (layers * np.uint64(info.num_blocks) + starts) * np.uint64(info.block_bytes)
-        size = np.broadcast_to(lengths * np.uint64(info.block_bytes), addr.shape)
-        dev = np.full(addr.shape, info.device_id, dtype=np.uint64)
+    for base in (a["k_base"], a["v_base"]):
+        addr = np.uint64(base) + (layers * np.uint64(info.num_blocks) + starts) * np.uint64(a["block_bytes"])
+        size = np.broadcast_to(lengths * np.uint64(a["block_bytes"]), addr.shape)
+        dev = np.full(addr.shape, a["device_id"], dtype=np.uint64)
         rows.append(np.stack([addr.ravel(), size.ravel(), dev.ravel()], axis=1))
     return np.concatenate(rows)
 
 
-class NixlKVTransfer:
+class NixlKVTransport:
     """One worker's NIXL agent over its KV pool."""
+
+    replaceable = True  # a replacement worker is a new agent its peers connect to
 
     def __init__(self, name: str, kv: KVCache):
         from nixl._api import nixl_agent, nixl_agent_config
 
+        self.kv = kv
         self.agent = nixl_agent(name, nixl_agent_config(backends=["UCX"]))
         self.registered = self.agent.register_memory([kv.k_blocks, kv.v_blocks])
         device = kv.k_blocks.device
-        self.info = KVPoolInfo(
-            agent_name=name,
-            agent_metadata=self.agent.get_agent_metadata(),
-            layout=kv.layout,
-            dtype=str(kv.k_blocks.dtype).removeprefix("torch."),
-            k_base=kv.k_blocks.data_ptr(),
-            v_base=kv.v_blocks.data_ptr(),
-            num_blocks=kv.k_blocks.shape[1],
-            block_bytes=kv.k_blocks[0, 0].numel() * kv.k_blocks.element_size(),
-            mem_type="VRAM" if device.type == "cuda" else "DRAM",
-            device_id=device.index or 0,
-        )
-        self.peers: dict[str, KVPoolInfo] = {}
+        self.info = pool_info(name, kv, agent_metadata=self.agent.get_agent_metadata(),
+                              k_base=kv.k_blocks.data_ptr(), v_base=kv.v_blocks.data_ptr(),
+                              block_bytes=kv.k_blocks[0, 0].numel() * kv.k_blocks.element_size(),
+                              mem_type="VRAM" if device.type == "cuda" else "DRAM", device_id=device.index or 0)
+        self.peers: dict[str, PeerInfo] = {}
         self.sending: dict[str, object] = {}  # request id -> NIXL transfer handle
 
-    def connect(self, peer: KVPoolInfo) -> None:
-        """Accept `peer` as a transfer partner; refuses a KV layout that differs from ours."""
+    @classmethod
+    def available(cls) -> bool:
+        return importlib.util.find_spec("nixl") is not None
+
+    @classmethod
+    def plan(cls, num_workers: int, host: str) -> list[dict]:
+        return [{} for _ in range(num_workers)]  # agents exchange their metadata through `PeerInfo`
+
+    def connect(self, peer: PeerInfo) -> None:
         self.info.check_compatible(peer)
-        if peer.agent_name not in self.peers:
-            self.agent.add_remote_agent(peer.agent_metadata)
-            self.peers[peer.agent_name] = peer
+        if peer.name not in self.peers:
+            self.agent.add_remote_agent(peer.address["agent_metadata"])
+            self.peers[peer.name] = peer
+
+    def expect(self, request_id: str, dst_blocks: list[int]) -> None:
+        """Nothing to prepare: the sender writes straight into the blocks and notifies us."""
 
     def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
-        """Start writing our `src_blocks` into `peer`'s `dst_blocks`; returns the bytes moved."""
         remote = self.peers[peer]
-        runs = block_runs(src_blocks, dst_blocks, max(MAX_DESCRIPTOR_BYTES // self.info.block_bytes, 1))
-        local = self.agent.get_xfer_descs(descriptors(self.info, [(s, n) for s, _, n in runs]), self.info.mem_type)
-        far = self.agent.get_xfer_descs(descriptors(remote, [(d, n) for _, d, n in runs]), remote.mem_type)
+        block_bytes = self.info.address["block_bytes"]
+        runs = block_runs(src_blocks, dst_blocks, max(MAX_DESCRIPTOR_BYTES // block_bytes, 1))
+        local = self.agent.get_xfer_descs(descriptors(self.info, [(s, n) for s, _, n in runs]),
+                                          self.info.address["mem_type"])
+        far = self.agent.get_xfer_descs(descriptors(remote, [(d, n) for _, d, n in runs]), remote.address["mem_type"])
         handle = self.agent.initialize_xfer("WRITE", local, far, peer, request_id.encode())
         if self.agent.transfer(handle) == "ERR":
             raise RuntimeError(f"NIXL could not start the KV transfer of {request_id} to {peer}")
         self.sending[request_id] = handle
-        return 2 * self.info.layout.num_layers * len(src_blocks) * self.info.block_bytes
+        return kv_bytes(self.kv, len(src_blocks))
 
     def poll_sent(self) -> list[tuple[str, bool]]:
-        """(request id, succeeded) for transfers that ended since the last call."""
         done = []
         for request_id, handle in list(self.sending.items()):
             state = self.agent.check_xfer_state(handle)
@@ -105,6 +113,5 @@ class NixlKVTransfer:
         return done
 
     def poll_received(self) -> list[str]:
-        """Request ids whose KV has fully arrived in our pool since the last call."""
         notes = self.agent.get_new_notifs()
         return [msg.decode() for msgs in notes.values() for msg in msgs]

@@ -1,6 +1,6 @@
 """Load test of a running server: requests per second, latency and time to first token at several concurrencies.
 
-    python -m trtllm_mixquant.server.bench --url http://127.0.0.1:8000 --concurrency 1,16 --requests 64
+    python -m trtllm_mixquant.bench.serve --url http://127.0.0.1:8000 --concurrency 1,16 --requests 64
 
 Each request streams a completion of exactly `--max-tokens` tokens (`ignore_eos`) for a distinct
 prompt of `--prompt-words` words; `--concurrency` clients send `--requests` requests in all.
@@ -64,7 +64,7 @@ def run(url: str, headers: dict, base: dict, concurrency: int, n: int, words: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trtllm_mixquant.server.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m trtllm_mixquant.bench.serve", description=__doc__.split("\n")[0])
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the server (without /v1)")
     p.add_argument("--model", default=None, help="default: the first model the server lists")
     p.add_argument("--api-key", default=None)

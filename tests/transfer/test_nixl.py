@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 
-from trtllm_mixquant.disagg.kv_transfer import KVLayoutError
-from trtllm_mixquant.disagg.nixl_transfer import NixlKVTransfer, block_runs
+from trtllm_mixquant.transfer.base import KVLayoutError
+from trtllm_mixquant.transfer.nixl import NixlKVTransport, block_runs
 from trtllm_mixquant.manifest import KVCacheLayout
 from trtllm_mixquant.runtime.kv_cache import KVCache
 
@@ -37,12 +38,12 @@ def wait(predicate, timeout=10.0):
 
 
 def test_blocks_land_in_the_reserved_blocks_only():
-    src_kv = KVCache(LAYOUT, 12, torch.device("cpu"), torch.bfloat16)
-    dst_kv = KVCache(LAYOUT, 10, torch.device("cpu"), torch.bfloat16)
+    src_kv = KVCache(LAYOUT, 12, torch.device("cpu"))
+    dst_kv = KVCache(LAYOUT, 10, torch.device("cpu"))
     src_kv.k_blocks.normal_()
     src_kv.v_blocks.normal_()
     before = dst_kv.k_blocks.clone()
-    sender, receiver = NixlKVTransfer("tx", src_kv), NixlKVTransfer("rx", dst_kv)
+    sender, receiver = NixlKVTransport("tx", src_kv), NixlKVTransport("rx", dst_kv)
     sender.connect(receiver.info)
     receiver.connect(sender.info)
     src, dst = [2, 3, 4, 8], [6, 7, 1, 0]
@@ -62,15 +63,15 @@ def test_blocks_land_in_the_reserved_blocks_only():
     ({"num_kv_heads": 4}, "num_kv_heads: 2 vs 4"),
 ])
 def test_mismatched_layouts_are_refused(change, message):
-    a = NixlKVTransfer("a", KVCache(LAYOUT, 4, torch.device("cpu"), torch.bfloat16))
-    other = KVCacheLayout(**{**LAYOUT.__dict__, **change})
-    b = NixlKVTransfer("b", KVCache(other, 4, torch.device("cpu"), torch.bfloat16))
+    a = NixlKVTransport("a", KVCache(LAYOUT, 4, torch.device("cpu")))
+    other = replace(LAYOUT, **change)
+    b = NixlKVTransport("b", KVCache(other, 4, torch.device("cpu")))
     with pytest.raises(KVLayoutError, match=message):
         a.connect(b.info)
 
 
 def test_mismatched_dtypes_are_refused():
-    a = NixlKVTransfer("c", KVCache(LAYOUT, 4, torch.device("cpu"), torch.bfloat16))
-    b = NixlKVTransfer("d", KVCache(LAYOUT, 4, torch.device("cpu"), torch.float32))
-    with pytest.raises(KVLayoutError, match="dtype: bfloat16 vs float32"):
+    a = NixlKVTransport("c", KVCache(LAYOUT, 4, torch.device("cpu")))
+    b = NixlKVTransport("d", KVCache(replace(LAYOUT, dtype="float32"), 4, torch.device("cpu")))
+    with pytest.raises(KVLayoutError, match="dtype: 'bfloat16' vs 'float32'"):
         a.connect(b.info)

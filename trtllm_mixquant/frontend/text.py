@@ -1,0 +1,80 @@
+"""Text in and out of an engine: encoding prompts, and turning a reply's token ids into text pieces
+(incremental detokenization, the ending EOS or stop token left out, stop strings applied).
+
+Engines stop on tokens only; stop strings are found here, once, for every front door.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtllm_mixquant.engine.sampling import SamplingParams
+from trtllm_mixquant.errors import InvalidRequest
+from trtllm_mixquant.frontend.detokenizer import Detokenizer, hidden_token_ids
+from trtllm_mixquant.frontend.text_match import StopStrings
+
+
+@dataclass
+class Piece:
+    text: str
+    finish_reason: str | None = None  # on the last piece: "stop" (EOS, stop token or stop string) or "length"
+
+
+class TextStream:
+    """One reply: `push` each event's new token ids; `stopped` once a stop string ended the text."""
+
+    def __init__(self, codec: TextCodec, params: SamplingParams):
+        self.codec, self.params = codec, params
+        self.detok = Detokenizer(codec.tokenizer, codec.hidden_ids)
+        self.stops = StopStrings(params.stop)
+
+    @property
+    def stopped(self) -> bool:
+        return self.stops.hit
+
+    def push(self, ids: list[int], finish_reason: str | None) -> Piece:
+        ids = self.codec.content(ids, finish_reason, self.params)
+        text = self.stops.push(self.detok.push(ids))
+        if finish_reason and not self.stops.hit:
+            text += self.stops.push(self.detok.flush())
+            text += self.stops.flush()
+        return Piece(text, "stop" if self.stops.hit else finish_reason)
+
+
+class TextCodec:
+    """An engine folder's tokenizer as the front ends use it."""
+
+    def __init__(self, tokenizer, eos_ids: set[int]):
+        self.tokenizer, self.eos_ids = tokenizer, eos_ids
+        self.hidden_ids = hidden_token_ids(tokenizer)
+        self.vocab_size = len(tokenizer)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> TextCodec:
+        from trtllm_mixquant.engine.tokenizer import load_tokenizer_and_eos
+
+        return cls(*load_tokenizer_and_eos(folder))
+
+    def encode(self, text: str, param: str = "prompt") -> list[int]:
+        """Tokens of `text`, without special tokens added (as `LLM` and the servers tokenize)."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidRequest(f"{param} is not valid Unicode text: it holds a lone surrogate "
+                                 f"({text[e.start:e.end]!a} at character {e.start})", param=param) from None
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def check_ids(self, ids: list[int], param: str = "prompt") -> list[int]:
+        if any(not 0 <= i < self.vocab_size for i in ids):
+            raise InvalidRequest(f"{param} token ids must be in [0, {self.vocab_size})", param=param)
+        return list(ids)
+
+    def content(self, ids: list[int], finish_reason: str | None, params: SamplingParams) -> list[int]:
+        """A reply's ids (or its last event's) without the EOS or stop token that ended it."""
+        if finish_reason == "stop" and ids and ids[-1] in self.eos_ids | set(params.stop_token_ids):
+            return ids[:-1]
+        return ids
+
+    def stream(self, params: SamplingParams) -> TextStream:
+        return TextStream(self, params)

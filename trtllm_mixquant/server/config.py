@@ -1,0 +1,58 @@
+"""`ServerConfig`: what `trtllm-mixquant serve` runs (nesting the orchestrator's and the engine's
+configs), and its command-line flags, mapped onto the configs in one place."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtllm_mixquant.disagg.config import TOPOLOGIES, OrchestratorConfig
+from trtllm_mixquant.engine.config import EngineConfig, add_engine_arguments, engine_config_from_args
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    orchestrator: OrchestratorConfig
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None  # None: no authentication
+    shutdown_timeout: float = 30.0  # seconds in-flight requests get to finish on SIGINT/SIGTERM
+
+    @property
+    def engine_dir(self) -> Path:
+        return self.orchestrator.engine.engine_dir
+
+    @property
+    def model_name(self) -> str:
+        """The model id served: the engine folder's name."""
+        return self.engine_dir.resolve().name
+
+
+def add_server_arguments(p: argparse.ArgumentParser) -> None:
+    d = ServerConfig(OrchestratorConfig(EngineConfig(Path("."))))
+    o = d.orchestrator
+    p.add_argument("--host", default=d.host, help="address to listen on (loopback only by default)")
+    p.add_argument("--port", type=int, default=d.port)
+    p.add_argument("--api-key", default=None, help="require `Authorization: Bearer KEY` on /v1")
+    p.add_argument("--topology", choices=TOPOLOGIES, default=o.topology,
+                   help="disaggregated: context and generation workers; colocated: workers holding both engines")
+    p.add_argument("--context-workers", type=int, default=o.context_workers, help="quantized-prefill workers")
+    p.add_argument("--generation-workers", type=int, default=o.generation_workers,
+                   help="BF16 decode workers (the colocated workers in that topology)")
+    p.add_argument("--devices", default=None,
+                   help="comma-separated devices the workers take in turn (default: every GPU, else cpu)")
+    p.add_argument("--kv-transport", default=o.kv_transport, help="nixl, torch (torch.distributed) or auto")
+    p.add_argument("--max-pending", type=int, default=o.max_pending, help="requests in flight before answering 429")
+    p.add_argument("--request-timeout", type=float, default=None, help="seconds before a request fails")
+    p.add_argument("--shutdown-timeout", type=float, default=d.shutdown_timeout,
+                   help="seconds in-flight requests get to finish on SIGINT/SIGTERM before they are cancelled")
+    add_engine_arguments(p, device=False)
+
+
+def server_config_from_args(args: argparse.Namespace, engine_dir: Path) -> ServerConfig:
+    devices = tuple(d.strip() for d in args.devices.split(",")) if args.devices else ()
+    orchestrator = OrchestratorConfig(engine_config_from_args(args, engine_dir), args.topology, args.context_workers,
+                                      args.generation_workers, devices, args.kv_transport,
+                                      max_pending=args.max_pending, request_timeout=args.request_timeout)
+    return ServerConfig(orchestrator, args.host, args.port, args.api_key, args.shutdown_timeout)

@@ -1,0 +1,109 @@
+"""KV-cache transfer through torch.distributed (gloo on CPU, NCCL between GPUs): the fallback where
+NIXL is not installed.
+
+send/recv are two-sided, so the receiver must post an `irecv` for every send. The sender announces
+each send in the receiver's queue on the group's TCPStore (the store torch.distributed meets on);
+the receiver pops announcements as it polls and posts the matching receive. Announcements from one
+sender come in the order its sends were issued, which is the order point-to-point messages between
+two ranks are matched in. A request's blocks travel as one staging tensor
+[2, layers, n, block_size, Hkv, D] and are scattered into the blocks the receiver `expect`ed them
+in (an announcement nobody expects is received and dropped, so the pair stays in step).
+A gloo send or receive reports completion only through `wait()`, so a helper thread waits for it;
+NCCL work is polled with `is_completed()` (its `wait()` only orders the CUDA stream).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from trtllm_mixquant.runtime.kv_cache import KVCache
+from trtllm_mixquant.transfer.base import PeerInfo, kv_bytes, pool_info
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class TorchDistKVTransport:
+    replaceable = False  # the process group is fixed at start: a dead rank cannot be replaced alone
+    def __init__(self, name: str, kv: KVCache, rank: int, world_size: int, host: str, port: int):
+        self.kv = kv
+        device = kv.k_blocks.device
+        self.backend = "nccl" if device.type == "cuda" else "gloo"
+        self.store = dist.TCPStore(host, port, world_size, is_master=rank == 0, timeout=timedelta(seconds=600))
+        if not dist.is_initialized():
+            dist.init_process_group(self.backend, store=self.store, rank=rank, world_size=world_size)
+        self.rank = rank
+        self.waiters = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kv-wait")
+        self.info = pool_info(name, kv, rank=rank)
+        self.peers: dict[str, PeerInfo] = {}
+        self.expected: dict[str, list[int]] = {}  # request id -> destination blocks
+        self.sending: dict[str, tuple[Callable[[], bool], torch.Tensor]] = {}
+        self.receiving: dict[str, tuple[Callable[[], bool], torch.Tensor, torch.Tensor | None]] = {}
+
+    @classmethod
+    def available(cls) -> bool:
+        return dist.is_available()
+
+    @classmethod
+    def plan(cls, num_workers: int, host: str) -> list[dict]:
+        port = _free_port(host)
+        return [{"rank": i, "world_size": num_workers, "host": host, "port": port} for i in range(num_workers)]
+
+    def connect(self, peer: PeerInfo) -> None:
+        self.info.check_compatible(peer)
+        self.peers[peer.name] = peer
+
+    def expect(self, request_id: str, dst_blocks: list[int]) -> None:
+        self.expected[request_id] = list(dst_blocks)
+
+    def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
+        index = torch.tensor(src_blocks, device=self.kv.k_blocks.device)
+        staging = torch.stack([self.kv.k_blocks.index_select(1, index), self.kv.v_blocks.index_select(1, index)])
+        dst = self.peers[peer].address["rank"]
+        self.store.queue_push(f"kv/{dst}", json.dumps([request_id, self.rank, len(src_blocks)]))
+        self.sending[request_id] = (self._watch(dist.isend(staging, dst=dst)), staging)
+        return kv_bytes(self.kv, len(src_blocks))
+
+    def _watch(self, work) -> Callable[[], bool]:
+        """A no-wait predicate that turns true once `work` has completed."""
+        if self.backend == "gloo":
+            return self.waiters.submit(work.wait).done
+        return work.is_completed
+
+    def _post_announced(self) -> None:
+        queue = f"kv/{self.rank}"
+        for _ in range(self.store.queue_len(queue)):
+            request_id, source, num_blocks = json.loads(self.store.queue_pop(queue, False))
+            k = self.kv.k_blocks
+            staging = torch.empty((2, k.shape[0], num_blocks, *k.shape[2:]), dtype=k.dtype, device=k.device)
+            dst = self.expected.pop(request_id, None)
+            index = torch.tensor(dst, device=k.device) if dst is not None else None
+            self.receiving[request_id] = (self._watch(dist.irecv(staging, src=source)), staging, index)
+
+    def poll_sent(self) -> list[tuple[str, bool]]:
+        done = [rid for rid, (finished, _) in self.sending.items() if finished()]
+        for rid in done:
+            del self.sending[rid]
+        return [(rid, True) for rid in done]
+
+    def poll_received(self) -> list[str]:
+        self._post_announced()
+        done = [rid for rid, (finished, _, _) in self.receiving.items() if finished()]
+        landed = []
+        for rid in done:
+            _, staging, index = self.receiving.pop(rid)
+            if index is not None:
+                self.kv.k_blocks.index_copy_(1, index, staging[0])
+                self.kv.v_blocks.index_copy_(1, index, staging[1])
+                landed.append(rid)
+        return landed
