@@ -37,7 +37,7 @@ def test_unknown_model_is_404(server):
     (dict(max_tokens=0), None, "max_tokens must be at least 1"),
     (dict(n=2), "n", "not supported"),
     (dict(logprobs=True), "logprobs", "not supported"),
-    (dict(extra_body={"mixquant": {"mode": "fp4"}}), "mixquant.mode", "mixquant"),
+    (dict(extra_body={"mixquant": {"mode": "fp4"}}), "mode", "mode must be one of mixquant, bf16, quantized"),
     (dict(extra_body={"mixquant": {"mode": "quantized"}}), None, "--topology colocated"),
     (dict(tool_choice="required"), "tool_choice", "requires tools"),
     (dict(messages=[{"role": "user", "content": "a" * 2100}]), None, "maximum sequence length of 2048 tokens"),

@@ -27,7 +27,7 @@ ALL_TOKENS = 1 << 62  # "every position": quantized mode's cut
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise InvalidRequest(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+        raise InvalidRequest(f"mode must be one of {', '.join(MODES)} (got {mode!r})", param="mode")
     return mode
 
 

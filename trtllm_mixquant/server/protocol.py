@@ -27,7 +27,7 @@ class MixquantOptions(BaseModel):
     """`extra_body={"mixquant": {...}}`: this server's own per-request options."""
 
     model_config = ConfigDict(extra="forbid")
-    mode: Literal["mixquant", "bf16", "quantized"] | None = None  # None: the server's --mode
+    mode: str | None = None  # mixquant, bf16 or quantized (checked by the engine's rules); None: the server's --mode
     session_id: str | None = None  # keeps a conversation's turns on the same workers (prefix cache)
 
 
