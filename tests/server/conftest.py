@@ -43,9 +43,9 @@ def wait_healthy(url: str, timeout: float = 120.0) -> None:
         time.sleep(0.2)
 
 
-def metric(url: str, line_prefix: str) -> float:
+def metric(url: str, line_prefix: str, api_key: str = API_KEY) -> float:
     """The value of the first /metrics line that starts with `line_prefix` (0 if none)."""
-    text = http("GET", url + "/metrics")[1]
+    text = http("GET", url + "/metrics", headers={"Authorization": f"Bearer {api_key}"})[1]
     return next((float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_prefix)), 0.0)
 
 

@@ -23,7 +23,8 @@ def test_wrong_or_missing_api_key_is_401(server):
         server.client(api_key="wrong").models.list()
     assert error_of(e.value)["code"] == "invalid_api_key"
     assert http("GET", server.url + "/v1/models")[0] == 401
-    assert http("GET", server.url + "/health")[0] == 200  # /health and /metrics stay open
+    assert http("GET", server.url + "/metrics")[0] == 401
+    assert http("GET", server.url + "/health")[0] == 200  # only /health is open
 
 
 def test_unknown_model_is_404(server):
@@ -55,5 +56,6 @@ def test_invalid_requests_are_400(server, kwargs, param, words):
 def test_malformed_json_and_unknown_routes(server):
     status, text = http("POST", server.url + "/v1/completions", None, {"Authorization": "Bearer test-key"})
     assert status == 400 and "error" in json.loads(text)
-    status, text = http("GET", server.url + "/v2/nothing")
+    status, text = http("GET", server.url + "/v2/nothing", headers={"Authorization": "Bearer test-key"})
     assert status == 404 and json.loads(text)["error"]["message"] == "Not Found"
+    assert http("GET", server.url + "/v2/nothing")[0] == 401  # the key is checked first

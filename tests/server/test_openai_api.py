@@ -136,7 +136,7 @@ def test_a_client_that_disconnects_cancels_its_request(server):
 
 def test_metrics(server):
     server.client().completions.create(model=server.model, prompt=PROMPTS[1], max_tokens=3, **GREEDY)
-    text = http("GET", server.url + "/metrics")[1]
+    text = http("GET", server.url + "/metrics", headers={"Authorization": f"Bearer {API_KEY}"})[1]
     for name in ("mixquant_requests_in_flight ", "mixquant_time_to_first_token_seconds_bucket{le=\"+Inf\"}",
                  "mixquant_inter_token_latency_seconds_count", "mixquant_kv_transfer_bytes_total",
                  'mixquant_prompt_tokens_total{precision="nvfp4"}', 'mixquant_prompt_tokens_total{precision="bf16"}',

@@ -1,5 +1,5 @@
 """How the orchestrator and a worker talk: the `WorkerChannel` interface (worker side) and its
-one-host implementation over multiprocessing queues.
+one-host implementation over a multiprocessing queue and a pipe.
 
 Worker code sees only `recv`, `send` and `closed`, so workers that live in other processes started
 by someone else (Dynamo, Kubernetes pods) can get another channel without changing them.
@@ -22,10 +22,13 @@ class WorkerChannel(Protocol):
         """The orchestrator is gone: the worker should exit."""
 
 
-class QueueChannel:
-    """A worker's end: its own inbox, the outbox all workers of one orchestrator share. Made by the
-    orchestrator's process; a worker whose parent is no longer that process (it died and the worker
-    was re-parented) treats the channel as closed."""
+class ProcessChannel:
+    """A worker's end on one host: its inbox (a multiprocessing queue only the orchestrator writes)
+    and its own outbound pipe. Each worker writes to a pipe of its own, so a worker killed in the
+    middle of a message spoils only its own pipe, never the messages of the others.
+
+    Made by the orchestrator's process; a worker whose parent is no longer that process (it died and
+    the worker was re-parented) treats the channel as closed."""
 
     def __init__(self, inbox, outbox):
         self.inbox, self.outbox = inbox, outbox
@@ -38,7 +41,7 @@ class QueueChannel:
             return None
 
     def send(self, message: Any) -> None:
-        self.outbox.put(message)
+        self.outbox.send(message)
 
     def closed(self) -> bool:
         return os.getppid() != self.parent

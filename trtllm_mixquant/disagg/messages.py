@@ -127,7 +127,8 @@ class Tokens:
 class Failed:
     worker: str
     request_id: str
-    message: str
+    message: str  # for the client: what was wrong, without internal names (the worker's log has the rest)
+    invalid: bool = False  # the request itself cannot be served (HTTP 400), rather than a failure (500)
 
 
 @dataclass

@@ -353,7 +353,7 @@ class Orchestrator:
             self._on_tokens(req, msg)
         elif isinstance(msg, m.Failed):
             self._abandon(req)
-            self._fail(req, RequestFailed(f"{slot.name}: {msg.message}"))
+            self._fail(req, InvalidRequest(msg.message) if msg.invalid else RequestFailed(msg.message))
 
     def _on_tokens(self, req: RequestState, msg: m.Tokens) -> None:
         t = req.timings

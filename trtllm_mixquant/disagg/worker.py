@@ -30,6 +30,7 @@ from trtllm_mixquant.engine import create_backend
 from trtllm_mixquant.engine.base import EngineRequest, RequestUpdate
 from trtllm_mixquant.engine.phase import ALL_TOKENS
 from trtllm_mixquant.engine.sampling import SamplingParams
+from trtllm_mixquant.errors import InvalidRequest, ServingError
 from trtllm_mixquant.transfer import TRANSPORTS
 from trtllm_mixquant.transfer.base import KVLayoutError
 
@@ -187,7 +188,7 @@ class Worker:
         except Exception as err:  # which request broke the step is unknown: fail those in it, keep serving
             log.exception("engine step failed")
             for request_id in list(self.active):
-                self.fail(request_id, RuntimeError(f"the engine step failed ({type(err).__name__})"))
+                self.fail(request_id, err)
             return
         for update in updates:
             if update.finish_reason == "prefilled":
@@ -208,9 +209,14 @@ class Worker:
             self.channel.send(m.Cancelled(self.id, request_id, kv_sent=sending))
 
     def fail(self, request_id: str, err: Exception) -> None:
-        """End one request with an error."""
+        """End one request with an error; the client sees the message of an error we raise on purpose,
+        and a plain statement for anything else (logged here with its traceback)."""
         self.forget(request_id)
-        self.channel.send(m.Failed(self.id, request_id, str(err) or type(err).__name__))
+        if isinstance(err, (ServingError, KVLayoutError)):
+            message = str(err)
+        else:
+            message = f"the {self.spec.role} worker could not process this request"
+        self.channel.send(m.Failed(self.id, request_id, message, invalid=isinstance(err, InvalidRequest)))
 
     def forget(self, request_id: str) -> bool:
         """Drop a request. Its blocks are freed now, or once no KV can still move into them (a

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from trtllm_mixquant.engine.sampling import SamplingParams
+from trtllm_mixquant.errors import InvalidRequest
 from trtllm_mixquant.manifest import KVCacheLayout
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from trtllm_mixquant.runtime.kv_cache import KVCache
 
 
-class RequestTooLarge(ValueError):
+class RequestTooLarge(InvalidRequest):
     """The request needs more KV blocks than the whole pool holds."""
 
 

@@ -48,8 +48,19 @@ class EngineCore:
         if request.request_id in self.requests:
             raise ValueError(f"request id {request.request_id!r} is already in use")
         seq = Sequence.from_request(request)
+        self._check_fits(seq)
         self.requests[request.request_id] = seq
         self.scheduler.add(seq)
+
+    def _check_fits(self, seq: Sequence) -> int:
+        """Tokens the request can reach (prompt plus max_tokens, within max_seq_len); RequestTooLarge if
+        even the whole pool cannot hold them."""
+        total = min(len(seq) + (0 if seq.stops_after_prefill else seq.params.max_tokens), self.max_seq_len)
+        if self.layout.blocks_for(total) > self.blocks.num_blocks:
+            raise RequestTooLarge(f"the request needs {self.layout.blocks_for(total)} KV blocks for its prompt and "
+                                  f"max_tokens, and the engine has {self.blocks.num_blocks}; ask for fewer max_tokens "
+                                  "(the operator can raise --kv-cache-blocks)")
+        return total
 
     def has_work(self) -> bool:
         return self.scheduler.has_work()
@@ -70,10 +81,7 @@ class EngineCore:
     # ---- KV from elsewhere (generation workers) and to elsewhere (context workers) -------------
     def reserve(self, request: EngineRequest, receive_until: int) -> Reservation | None:
         seq = Sequence.from_request(request)
-        total = min(len(seq) + request.params.max_tokens, self.max_seq_len)
-        if self.layout.blocks_for(total) > self.blocks.num_blocks:
-            raise RequestTooLarge(f"the request needs {self.layout.blocks_for(total)} KV blocks and this engine "
-                                  f"has {self.blocks.num_blocks}; raise kv_cache_blocks")
+        total = self._check_fits(seq)
         self.blocks.match_prefix(seq)
         if not self.blocks.allocate(seq, total - seq.num_computed):
             self.blocks.release(seq)

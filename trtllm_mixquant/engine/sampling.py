@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 SEED_MIN, SEED_MAX = -(1 << 63), (1 << 63) - 1  # what torch.Generator.manual_seed takes (vLLM's bounds too)
+TOP_K_MAX = (1 << 31) - 1  # it becomes a tensor element in the sampler
 
 
 @dataclass
@@ -38,8 +39,8 @@ class SamplingParams:
             problems.append(f"temperature must be a finite number >= 0 (got {self.temperature})")
         if not 0 < self.top_p <= 1:
             problems.append(f"top_p must be in (0, 1] (got {self.top_p})")
-        if self.top_k < 0:
-            problems.append(f"top_k must be >= 0 (got {self.top_k})")
+        if not 0 <= self.top_k <= TOP_K_MAX:
+            problems.append(f"top_k must be in [0, {TOP_K_MAX}] (got {self.top_k})")
         if self.seed is not None and not SEED_MIN <= self.seed <= SEED_MAX:
             problems.append(f"seed must be a 64-bit signed integer, in [{SEED_MIN}, {SEED_MAX}] (got {self.seed})")
         if problems:

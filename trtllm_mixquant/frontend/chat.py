@@ -22,6 +22,12 @@ from trtllm_mixquant.frontend.text import TextCodec
 from trtllm_mixquant.frontend.tool_parser import CALL, THINK
 
 
+# apply_chat_template's own arguments: what chat_template_kwargs must not override
+TEMPLATE_ARGUMENTS = {"conversation", "tools", "documents", "add_generation_prompt", "continue_final_message",
+                      "tokenize", "padding", "truncation", "max_length", "return_tensors", "return_dict",
+                      "return_assistant_tokens_mask", "tokenizer_kwargs"}
+
+
 @dataclass
 class ChatPrompt:
     token_ids: list[int]
@@ -98,11 +104,18 @@ def build_chat_prompt(codec: TextCodec, messages: list[dict[str, Any]], tools: l
                       template_kwargs: dict[str, Any] | None = None) -> ChatPrompt:
     """Render and tokenize a chat request (OpenAI-shaped messages, tools and tool_choice)."""
     rendered_tools, forced = choose_tools(tools, tool_choice)
+    clash = sorted(set(template_kwargs or {}) & TEMPLATE_ARGUMENTS)
+    if clash:
+        raise InvalidRequest(f"chat_template_kwargs may not set {', '.join(clash)}: the server sets them",
+                             param="chat_template_kwargs")
     try:
         text = codec.tokenizer.apply_chat_template(template_messages(messages), tools=rendered_tools,
                                                    add_generation_prompt=True, tokenize=False,
                                                    **(template_kwargs or {}))
-    except (TemplateError, ValueError, TypeError) as e:
+    except (TemplateError, ValueError) as e:  # the template's own message (e.g. "roles must alternate")
         raise InvalidRequest(f"the chat template cannot render these messages: {e}", param="messages") from None
+    except TypeError:
+        raise InvalidRequest("the chat template cannot render these messages with these chat_template_kwargs",
+                             param="chat_template_kwargs") from None
     return ChatPrompt(codec.encode(text + forced, param="messages"), forced, rendered_tools is not None,
                       text.rstrip().endswith(THINK))

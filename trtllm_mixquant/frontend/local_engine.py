@@ -17,7 +17,7 @@ from trtllm_mixquant.engine.base import EngineRequest, RequestUpdate
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.engine_dirs import resolve_engine_dirs
 from trtllm_mixquant.engine.phase import RequestRules
-from trtllm_mixquant.errors import InvalidRequest, Overloaded, RequestFailed, Unavailable
+from trtllm_mixquant.errors import InvalidRequest, Overloaded, RequestFailed, ServingError, Unavailable
 from trtllm_mixquant.frontend.async_engine import GenerateRequest, RequestStream, TokenEvent
 from trtllm_mixquant.frontend.text import TextCodec
 
@@ -108,19 +108,20 @@ class LocalEngine:
             self.backend.add(arg)
             running.add(arg.request_id)
         except Exception as e:  # a request the backend refuses fails alone
-            error = RequestFailed(f"the engine refused the request: {e}")
+            log.exception("the engine refused request %s", arg.request_id)
+            error = e if isinstance(e, ServingError) else RequestFailed("the engine could not process this request")
             self.loop.call_soon_threadsafe(self._end, arg.request_id, TokenEvent([], "error", error))
 
     def _step(self, running: set[str]) -> None:
         try:
             updates = self.backend.step()
-        except Exception as e:  # which request broke it is unknown: fail those in the step, keep serving
+        except Exception:  # which request broke it is unknown: fail those in the step, keep serving
             log.exception("engine step failed")
             failed = list(running)
             for request_id in failed:
                 self.backend.abort(request_id)
             running.clear()
-            error = RequestFailed(f"the engine step failed ({type(e).__name__}); the request was not completed")
+            error = RequestFailed("the engine failed while computing this request")
             for request_id in failed:
                 self.loop.call_soon_threadsafe(self._end, request_id, TokenEvent([], "error", error))
             return

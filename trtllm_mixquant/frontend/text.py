@@ -49,6 +49,9 @@ class TextCodec:
         self.tokenizer, self.eos_ids = tokenizer, eos_ids
         self.hidden_ids = hidden_token_ids(tokenizer)
         self.vocab_size = len(tokenizer)
+        # No token covers more characters than its longest vocabulary entry (byte-level BPE: one
+        # character per byte); twice that leaves room for normalizers that shorten text.
+        self.max_chars_per_token = 2 * max(len(t) for t in tokenizer.get_vocab())
 
     @classmethod
     def load(cls, folder: str | Path) -> TextCodec:
@@ -64,6 +67,12 @@ class TextCodec:
             raise InvalidRequest(f"{param} is not valid Unicode text: it holds a lone surrogate "
                                  f"({text[e.start:e.end]!a} at character {e.start})", param=param) from None
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def check_size(self, num_chars: int, max_tokens: int, param: str = "prompt") -> None:
+        """Refuse, without tokenizing, text that cannot fit in `max_tokens` tokens."""
+        if num_chars > max_tokens * self.max_chars_per_token:
+            raise InvalidRequest(f"{param} has {num_chars} characters, more than the engine's maximum sequence length "
+                                 f"of {max_tokens} tokens can hold", param=param)
 
     def check_ids(self, ids: list[int], param: str = "prompt") -> list[int]:
         if any(not 0 <= i < self.vocab_size for i in ids):

@@ -8,7 +8,6 @@ from dataclasses import replace
 
 from fastapi import APIRouter, Request
 
-from trtllm_mixquant.frontend.chat import build_chat_prompt
 from trtllm_mixquant.frontend.tool_parser import ReplyDelta, ReplyParser, ToolCall
 from trtllm_mixquant.server.generation import pieces, start_generation, whole_text
 from trtllm_mixquant.server.protocol import ChatCompletionRequest
@@ -44,8 +43,7 @@ async def create_chat_completion(req: ChatCompletionRequest, request: Request):
     state: ServerState = request.app.state.server
     state.check_model(req.model)
     req.check_supported()
-    prompt = build_chat_prompt(state.codec, req.template_messages(), req.template_tools(), req.template_tool_choice(),
-                               req.chat_template_kwargs)
+    prompt = await state.chat_prompt(req)
     head = Envelope(new_id("chatcmpl"), "chat.completion", state.config.model_name)
     gen = await start_generation(state, prompt.token_ids, req, req.requested_max_tokens(), request.url.path, head.id)
     parser = ReplyParser(prompt.parse_tools, prompt.in_reasoning)

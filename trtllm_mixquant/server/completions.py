@@ -18,7 +18,7 @@ async def create_completion(req: CompletionRequest, request: Request):
     state.check_model(req.model)
     req.check_supported()
     prompt = req.single_prompt()
-    ids = state.codec.encode(prompt) if isinstance(prompt, str) else state.codec.check_ids(prompt)
+    ids = await state.encode(prompt)
     head = Envelope(new_id("cmpl"), "text_completion", state.config.model_name)
     gen = await start_generation(state, ids, req, req.max_tokens, request.url.path, head.id)
 

@@ -16,8 +16,12 @@ class ServerConfig:
     orchestrator: OrchestratorConfig
     host: str = "127.0.0.1"
     port: int = 8000
-    api_key: str | None = None  # None: no authentication
+    api_key: str | None = None  # None: no authentication; else required everywhere but /health
     shutdown_timeout: float = 30.0  # seconds in-flight requests get to finish on SIGINT/SIGTERM
+    max_body_bytes: int = 8 << 20  # larger request bodies are refused (413) before they are read
+    metrics_without_key: bool = False  # /metrics open to a Prometheus scraper that has no key
+    enable_docs: bool = False  # /docs, /redoc and /openapi.json
+    trust_request_chat_template: bool = False  # let requests bring their own chat template (it runs here)
 
     @property
     def engine_dir(self) -> Path:
@@ -34,7 +38,15 @@ def add_server_arguments(p: argparse.ArgumentParser) -> None:
     o = d.orchestrator
     p.add_argument("--host", default=d.host, help="address to listen on (loopback only by default)")
     p.add_argument("--port", type=int, default=d.port)
-    p.add_argument("--api-key", default=None, help="require `Authorization: Bearer KEY` on /v1")
+    p.add_argument("--api-key", default=None,
+                   help="require `Authorization: Bearer KEY` on every endpoint but /health")
+    p.add_argument("--metrics-without-key", action="store_true", help="leave /metrics open (for a Prometheus scraper)")
+    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
+                   help="largest request body accepted (larger ones get 413)")
+    p.add_argument("--enable-docs", action="store_true", help="serve /docs, /redoc and /openapi.json")
+    p.add_argument("--trust-request-chat-template", action="store_true",
+                   help="accept a chat template sent in a request (chat_template_kwargs.chat_template); it runs "
+                        "on this server, so only enable it for trusted clients")
     p.add_argument("--topology", choices=TOPOLOGIES, default=o.topology,
                    help="disaggregated: context and generation workers; colocated: workers holding both engines")
     p.add_argument("--context-workers", type=int, default=o.context_workers, help="quantized-prefill workers")
@@ -55,4 +67,5 @@ def server_config_from_args(args: argparse.Namespace, engine_dir: Path) -> Serve
     orchestrator = OrchestratorConfig(engine_config_from_args(args, engine_dir), args.topology, args.context_workers,
                                       args.generation_workers, devices, args.kv_transport,
                                       max_pending=args.max_pending, request_timeout=args.request_timeout)
-    return ServerConfig(orchestrator, args.host, args.port, args.api_key, args.shutdown_timeout)
+    return ServerConfig(orchestrator, args.host, args.port, args.api_key, args.shutdown_timeout, args.max_body_bytes,
+                        args.metrics_without_key, args.enable_docs, args.trust_request_chat_template)

@@ -49,6 +49,9 @@ def api_error(e: ServingError, counted: bool = False) -> APIError:
 def _validation_error(exc: RequestValidationError) -> APIError:
     problems, param = [], None
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return APIError(400, f"invalid request: the body is not valid JSON ({err.get('ctx', {}).get('error', '')} "
+                                 f"at character {err['loc'][-1]})")
         loc = ".".join(str(part) for part in err.get("loc", ()) if part != "body")
         param = param or loc or None
         problems.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))

@@ -3,6 +3,7 @@ codec, the model's sampling defaults, and the metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -11,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from trtllm_mixquant.disagg.orchestrator import Orchestrator
+from trtllm_mixquant.errors import InvalidRequest
 from trtllm_mixquant.frontend.async_engine import AsyncEngine
+from trtllm_mixquant.frontend.chat import ChatPrompt, build_chat_prompt
 from trtllm_mixquant.server.config import ServerConfig
 from trtllm_mixquant.server.errors import APIError
 from trtllm_mixquant.server.metrics import ServerMetrics
+from trtllm_mixquant.server.protocol import ChatCompletionRequest
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,25 @@ class ServerState:
             return 503, {"status": "failed", "error": self.start_error}
         serving, body = self.engine.health()
         return (200 if serving else 503), body
+
+    async def encode(self, prompt: str | list[int], param: str = "prompt") -> list[int]:
+        """A prompt's token ids; text is size-checked first, then tokenized off the event loop."""
+        if not isinstance(prompt, str):
+            return self.codec.check_ids(prompt, param)
+        self.codec.check_size(len(prompt), self.max_seq_len, param)
+        return await asyncio.to_thread(self.codec.encode, prompt, param)
+
+    async def chat_prompt(self, req: ChatCompletionRequest) -> ChatPrompt:
+        """Render and tokenize a chat request off the event loop, after the cheap checks."""
+        kwargs = req.chat_template_kwargs or {}
+        if "chat_template" in kwargs and not self.config.trust_request_chat_template:
+            raise InvalidRequest("this server does not run chat templates sent by clients (the operator can allow "
+                                 "it with --trust-request-chat-template)", param="chat_template_kwargs.chat_template")
+        messages = req.template_messages()
+        size = sum(len(json.dumps(m["content"])) for m in messages if m.get("content"))
+        self.codec.check_size(size, self.max_seq_len, "messages")
+        return await asyncio.to_thread(build_chat_prompt, self.codec, messages, req.template_tools(),
+                                       req.template_tool_choice(), kwargs)
 
     def check_model(self, model: str) -> None:
         if model not in self.model_ids:

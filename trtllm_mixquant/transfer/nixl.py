@@ -8,6 +8,7 @@ id when the data has landed. UCX moves DRAM on CPU and VRAM on GPU.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 
 import numpy as np
@@ -105,9 +106,13 @@ class NixlKVTransport:
     def poll_sent(self) -> list[tuple[str, bool]]:
         done = []
         for request_id, handle in list(self.sending.items()):
-            state = self.agent.check_xfer_state(handle)
+            try:
+                state = self.agent.check_xfer_state(handle)
+            except Exception:  # the receiver died: NIXL raises (nixlRemoteDisconnectError) instead of "ERR"
+                state = "ERR"
             if state in ("DONE", "ERR"):
-                self.agent.release_xfer_handle(handle)
+                with contextlib.suppress(Exception):
+                    self.agent.release_xfer_handle(handle)
                 del self.sending[request_id]
                 done.append((request_id, state == "DONE"))
         return done
