@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from trtllm_mixquant.help_format import HelpFormatter
 
 USAGE = """\
 trtllm-mixquant COMMAND [options]
 
 commands:
   build          build the context (NVFP4/FP8) and generation (BF16) engines; same as `python build.py`
+  demo           agent tasks on the shipped model: tool calls, answers, prefill and cache per turn
+  chat           chat with the shipped agent model and its tools
   generate       complete prompts offline (quantized prefill, BF16 decode)
-  chat           interactive multi-turn chat
   serve          OpenAI-compatible HTTP server (disaggregated or colocated workers)
   eval           accuracy of bf16 / quantized / mixquant on your engines and data
   bench prefill  prefill throughput on a GPU: ours (BF16, FP8, NVFP4 emulated) vs transformers
@@ -22,12 +24,16 @@ commands:
 
 Run `trtllm-mixquant COMMAND --help` for a command's options.
 """
+BENCHES = ("prefill", "serve", "sessions", "disagg")
+BENCH_USAGE = "trtllm-mixquant bench {prefill,serve,sessions,disagg} [options]\n\n" + "\n".join(
+    line.replace("  bench ", "  ", 1) for line in USAGE.splitlines() if line.startswith("  bench ")) + \
+    "\n\nRun `trtllm-mixquant bench NAME --help` for its options."
 
 
 def random_model_main(argv: list[str]) -> int:
     from trtllm_mixquant.random_model import FAMILIES, SHAPES, write_random_model
 
-    p = argparse.ArgumentParser(prog="trtllm-mixquant random-model",
+    p = argparse.ArgumentParser(prog="trtllm-mixquant random-model", formatter_class=HelpFormatter,
                                 description="Write a randomly initialised model with a byte-level tokenizer.")
     p.add_argument("output", help="folder to write")
     p.add_argument("--family", choices=tuple(FAMILIES), default="qwen3")
@@ -48,10 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         from trtllm_mixquant.builder.cli import main as build_main
 
         return build_main(rest)
-    if command in ("generate", "chat"):
-        from trtllm_mixquant import generate_cli
+    if command == "generate":
+        from trtllm_mixquant.generate_cli import generate_main
 
-        return (generate_cli.generate_main if command == "generate" else generate_cli.chat_main)(rest)
+        return generate_main(rest)
+    if command in ("demo", "chat"):
+        from trtllm_mixquant.demo import cli as demo_cli
+
+        return (demo_cli.demo_main if command == "demo" else demo_cli.chat_main)(rest)
     if command == "serve":
         from trtllm_mixquant.server.main import main as serve_main
 
@@ -60,12 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         from trtllm_mixquant.eval.cli import main as eval_main
 
         return eval_main(rest)
-    if command == "bench" and rest[:1] in (["prefill"], ["serve"], ["disagg"], ["sessions"]):
+    if command == "bench":
+        if rest[:1] not in ([b] for b in BENCHES):
+            print(BENCH_USAGE)
+            return 0 if rest[:1] in (["-h"], ["--help"]) else 2
         import importlib
 
-        module = {"prefill": "trtllm_mixquant.bench.prefill", "serve": "trtllm_mixquant.bench.serve",
-                  "disagg": "trtllm_mixquant.bench.disagg", "sessions": "trtllm_mixquant.bench.sessions"}[rest[0]]
-        return importlib.import_module(module).main(rest[1:])
+        return importlib.import_module(f"trtllm_mixquant.bench.{rest[0]}").main(rest[1:])
     if command == "random-model":
         return random_model_main(rest)
     print(f"trtllm-mixquant: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

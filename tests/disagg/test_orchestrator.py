@@ -20,6 +20,8 @@ from trtllm_mixquant.engine.sampling import SamplingParams
 from trtllm_mixquant.errors import Overloaded, RequestFailed
 from trtllm_mixquant.frontend.async_engine import GenerateRequest
 
+pytestmark = pytest.mark.slow  # real servers or worker processes
+
 pytest.importorskip("nixl")
 PROMPTS = ["hello world, this is a prompt", "the quick brown fox jumps over the lazy dog " * 3, "a", "xyz" * 30]
 GREEDY = SamplingParams(max_tokens=6, ignore_eos=True)

@@ -15,6 +15,8 @@ from trtllm_mixquant.transfer import TRANSPORTS, resolve_transport
 from .test_orchestrator import GREEDY, PROMPTS, orchestrator_config, run_all
 from .thread_launcher import ThreadLauncher
 
+pytestmark = pytest.mark.slow  # real servers or worker processes
+
 
 @pytest.fixture(scope="module")
 def llm(tiny_engines):

@@ -12,6 +12,8 @@ from trtllm_mixquant.transfer import resolve_transport
 
 from .test_orchestrator import GREEDY, PROMPTS, orchestrator_config, run_all, submit
 
+pytestmark = pytest.mark.slow  # real servers or worker processes
+
 
 @pytest.fixture(scope="module")
 def orchestrator(tiny_engines):

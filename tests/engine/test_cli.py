@@ -14,14 +14,16 @@ def test_generate_prints_one_completion_per_prompt(tiny_engines, capsys):
     assert len(capsys.readouterr().out.splitlines()) >= 2
 
 
-def test_chat_is_multi_turn(tiny_engines, capsys, monkeypatch):
-    monkeypatch.setattr("sys.stdin", io.StringIO("hi\nagain\n/exit\n"))
-    assert main(["chat", str(tiny_engines("qwen3")), "--max-tokens", "3"]) == 0
-    assert capsys.readouterr().out.count("assistant> ") == 2
+@pytest.mark.parametrize("ending", ["exit\n", "/exit\n", ""])  # "" is Ctrl-D
+def test_chat_is_multi_turn_and_ends_cleanly(tiny_engines, capsys, monkeypatch, ending):
+    monkeypatch.setattr("sys.stdin", io.StringIO("hi\nagain\n" + ending))
+    assert main(["chat", str(tiny_engines("qwen3"))]) == 0
+    out = capsys.readouterr().out
+    assert out.count("assistant> ") == 2 and "lookup" in out and "Ctrl-D" in out  # the banner names the tools
 
 
 def test_missing_engine_dir_says_how_to_build(tmp_path):
-    with pytest.raises(SystemExit, match="build engines first"):
+    with pytest.raises(SystemExit, match="Build the engines first with `trtllm-mixquant build`"):
         main(["generate", str(tmp_path / "nope"), "--prompt", "a"])
 
 

@@ -12,8 +12,8 @@ from trtllm_mixquant.runtime.loader import load_causal_lm
 
 from .test_model_vs_hf import prefill
 
-pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
-                                reason="torch.compile on CPU needs a C compiler")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                                                    reason="torch.compile on CPU needs a C compiler")]
 
 
 def test_compiled_regions_equal_eager_and_compile_once_for_all_layers(tiny_model_dir):

@@ -8,6 +8,8 @@ import pytest
 
 from tests.server.conftest import http
 
+pytestmark = pytest.mark.slow  # real servers or worker processes
+
 openai = pytest.importorskip("openai")
 pytest.importorskip("nixl")
 

@@ -13,6 +13,8 @@ import pytest
 
 from tests.server.conftest import API_KEY, http
 
+pytestmark = pytest.mark.slow  # real servers or worker processes
+
 pytest.importorskip("nixl")
 KEY = {"Authorization": f"Bearer {API_KEY}"}
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}

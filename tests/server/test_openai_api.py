@@ -16,6 +16,8 @@ from trtllm_mixquant.engine.llm import LLM
 from trtllm_mixquant.engine.sampling import SamplingParams
 from trtllm_mixquant.frontend.detokenizer import hidden_token_ids
 
+pytestmark = pytest.mark.slow  # real servers or worker processes
+
 openai = pytest.importorskip("openai")
 pytest.importorskip("nixl")
 PROMPTS = ["hello world, this is a prompt", "the quick brown fox jumps over the lazy dog " * 3, "a", "xyz" * 30]

@@ -23,6 +23,8 @@ import pytest
 
 from tests.server.conftest import free_port, http, metric, wait_healthy
 
+pytestmark = pytest.mark.slow  # real servers or worker processes
+
 pytest.importorskip("nixl")
 BLOCKS = 64  # x 32 tokens = 2048, the tiny engines' maximum sequence length
 WORDS = "agent tool call result context cache prefill decode token model".split()

@@ -18,6 +18,8 @@ from tests.server.conftest import free_port, wait_healthy
 from tests.server.scripted_model import CALL, write_scripted_model
 from trtllm_mixquant.builder.pipeline import BuildOptions, build_engines
 
+pytestmark = pytest.mark.slow  # real servers or worker processes
+
 openai = pytest.importorskip("openai")
 pytest.importorskip("nixl")
 CITY = {"type": "object", "properties": {"city": {"type": "string"}}}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from trtllm_mixquant.training.recipe import PRESETS, run_recipe
 from trtllm_mixquant.training.train import _lr_factor
+
+pytestmark = pytest.mark.slow  # trains a model for a minute
 
 
 def test_smoke_recipe_writes_a_loadable_checkpoint(tmp_path):

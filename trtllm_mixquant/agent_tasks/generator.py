@@ -23,18 +23,18 @@ from trtllm_mixquant.agent_tasks.world import (
 FAMILIES = ("lookup", "compute", "search")
 TokenCounter = Callable[[str], int]
 
-_LOOKUP_QUESTIONS = (
+LOOKUP_QUESTIONS = (
     "What is the {label} of {key} in the {table} table?",
     "Look up {key} in the {table} table and tell me its {label}.",
     "I need the {label} for {table} entry {key}.",
 )
-_SEARCH_QUESTIONS = {
+SEARCH_QUESTIONS = {
     "leader": "who led project {name}?",
     "year": "in what year did project {name} start?",
     "budget": "what was the budget of project {name}?",
     "site": "where was project {name} based?",
 }
-_SEARCH_ANSWERS = {
+SEARCH_ANSWERS = {
     "leader": "Project {name} was led by {leader}.",
     "year": "Project {name} started in {year}.",
     "budget": "The budget of project {name} was {budget} credits.",
@@ -86,7 +86,7 @@ def _plan_lookup(rng: random.Random) -> tuple[str, list[_Step], str]:
     key = table.random_key(rng)
     row = table.make_row(rng, key)
     label = table.labels[field]
-    question = rng.choice(_LOOKUP_QUESTIONS).format(label=label, key=key, table=table.name)
+    question = rng.choice(LOOKUP_QUESTIONS).format(label=label, key=key, table=table.name)
     return question, [_lookup_step(rng, table, row, {key})], f"The {label} of {key} is {row[field]}."
 
 
@@ -135,8 +135,8 @@ def _plan_search(rng: random.Random) -> tuple[str, list[_Step], str]:
     query = f"project {name} {field}"
     step = _Step("search", {"query": query}, (format_passage(rng, project),), distractor,
                  f'{{n}} passages match "{query}":')
-    question = "According to the project report, " + _SEARCH_QUESTIONS[field].format(name=name)
-    return question, [step], _SEARCH_ANSWERS[field].format(**project)
+    question = "According to the project report, " + SEARCH_QUESTIONS[field].format(name=name)
+    return question, [step], SEARCH_ANSWERS[field].format(**project)
 
 
 _PLANNERS = {"lookup": _plan_lookup, "compute": _plan_compute, "search": _plan_search}

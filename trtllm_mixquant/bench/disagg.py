@@ -21,6 +21,7 @@ from trtllm_mixquant.disagg.orchestrator import Orchestrator
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.sampling import SamplingParams
 from trtllm_mixquant.frontend.async_engine import GenerateRequest
+from trtllm_mixquant.help_format import HelpFormatter
 
 
 def copy_bandwidth(src: str, dst: str, nbytes: int = 1 << 30) -> float:
@@ -66,7 +67,7 @@ async def measure(engines: str, lengths: list[int], reps: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="trtllm-mixquant bench disagg", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--engines", default="/tmp/engines-qwen3-8b")
     p.add_argument("--lengths", default="8192,32768")
     p.add_argument("--reps", type=int, default=3)

@@ -26,6 +26,7 @@ from trtllm_mixquant.formats import (
     quantize_fp8_per_tensor,
     quantize_nvfp4,
 )
+from trtllm_mixquant.help_format import HelpFormatter
 from trtllm_mixquant.manifest import KVCacheLayout
 from trtllm_mixquant.random_model import random_model
 from trtllm_mixquant.runtime.batch import StepBatch
@@ -143,7 +144,7 @@ def transformers_bf16(hf_model, cases: list[tuple[int, int]]) -> dict[tuple[int,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="trtllm-mixquant bench prefill", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--shape", default="qwen3-8b")
     p.add_argument("--lengths", default="2048,8192,32768,30720+2048",
                    help="comma-separated: N (a whole prompt of N tokens) or C+N (N new tokens after C cached)")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import requests
+from trtllm_mixquant.help_format import HelpFormatter
 
 WORDS = ("agent tool call result context cache prefill decode token model server request stream latency "
          "quantized precise block layer weight").split()
@@ -64,7 +65,7 @@ def run(url: str, headers: dict, base: dict, concurrency: int, n: int, words: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trtllm_mixquant.bench.serve", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="trtllm-mixquant bench serve", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the server (without /v1)")
     p.add_argument("--model", default=None, help="default: the first model the server lists")
     p.add_argument("--api-key", default=None)

@@ -19,6 +19,7 @@ from trtllm_mixquant.disagg.orchestrator import Orchestrator
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.sampling import SamplingParams
 from trtllm_mixquant.frontend.async_engine import GenerateRequest
+from trtllm_mixquant.help_format import HelpFormatter
 
 
 async def run_session(engine_dir: str, turns: int, devices: list[str]) -> list[dict]:
@@ -49,7 +50,7 @@ async def run_session(engine_dir: str, turns: int, devices: list[str]) -> list[d
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="trtllm-mixquant bench sessions", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("engine_dir", nargs="?", default="engines/tiny-agent")
     p.add_argument("--turns", type=int, default=10)
     p.add_argument("--devices", default="cpu", help="comma-separated, context worker first")

@@ -77,7 +77,7 @@ def calibration_batches(texts: list[str], tokenizer, num_samples: int, seq_len: 
     separator = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     stream: list[int] = []
     for text in texts:
-        stream += tokenizer(text, add_special_tokens=False)["input_ids"] + separator
+        stream += tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"] + separator
     needed = num_samples * seq_len
     stream = (stream * (needed // len(stream) + 1))[:needed]
     return list(torch.tensor(stream, dtype=torch.long).view(num_samples, 1, seq_len))

@@ -7,11 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
-from trtllm_mixquant.builder.calibration import CalibrationError
-from trtllm_mixquant.builder.pipeline import BuildOptions, build_engines
 from trtllm_mixquant.builder.quantize import PRECISIONS
-from trtllm_mixquant.builder.source import SourceModelError
-from trtllm_mixquant.manifest import DEFAULT_BLOCK_SIZE, EnginePairError
+from trtllm_mixquant.help_format import HelpFormatter
+from trtllm_mixquant.manifest import DEFAULT_BLOCK_SIZE
 
 DESCRIPTION = """\
 Build the two engines of Mix-Quant serving from one Hugging Face model folder:
@@ -34,7 +32,7 @@ examples:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="build.py", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="build.py", description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter
     )
     p.add_argument("--model", type=Path, default=None,
                    help="Hugging Face model folder (config.json, *.safetensors, tokenizer). "
@@ -67,6 +65,11 @@ def default_model() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from trtllm_mixquant.builder.calibration import CalibrationError
+    from trtllm_mixquant.builder.pipeline import BuildOptions, build_engines
+    from trtllm_mixquant.builder.source import SourceModelError
+    from trtllm_mixquant.manifest import EnginePairError
+
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     model = args.model or default_model()

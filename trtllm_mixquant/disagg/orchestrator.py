@@ -30,6 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
+from trtllm_mixquant.devices import resolve_device, resolve_dtype
 from trtllm_mixquant.disagg import messages as m
 from trtllm_mixquant.disagg.config import OrchestratorConfig, WorkerSpec
 from trtllm_mixquant.disagg.launcher import LocalLauncher, WorkerProcess
@@ -117,8 +118,9 @@ class Orchestrator:
             options = TRANSPORTS.resolve(self.transport).plan(len(roles), config.host)
         counts = dict.fromkeys(roles, 0)
         specs = []
+        dtype = resolve_dtype(config.engine.dtype, resolve_device(devices[0]))  # one dtype: the KV pools must pair
         for i, role in enumerate(roles):
-            engine = replace(config.engine, device=devices[i % len(devices)])
+            engine = replace(config.engine, device=devices[i % len(devices)], dtype=dtype)
             specs.append(WorkerSpec(role, f"{role}{counts[role]}", engine, self.transport, options[i]))
             counts[role] += 1
         return specs

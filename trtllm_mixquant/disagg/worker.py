@@ -255,6 +255,7 @@ def worker_main(spec: WorkerSpec, channel: WorkerChannel) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {spec.id} %(levelname)s %(message)s")
+    logging.getLogger("nixl").setLevel(logging.WARNING)  # its agent start-up notes
     if spec.engine.device == "cpu":
         torch.set_num_threads(1)  # several workers share the host's cores
     try:

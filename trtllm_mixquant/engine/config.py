@@ -12,7 +12,7 @@ from pathlib import Path
 
 from trtllm_mixquant.engine.phase import MODES, check_mode
 
-DTYPES = ("bfloat16", "float16", "float32")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class EngineConfig:
     mode: str = "mixquant"  # requests that do not ask for one; "bf16" loads no quantized weights
     num_precise_prompt_tokens: int = 1  # k: prompt tokens at the end prefilled in BF16 in mixquant mode
     device: str = "auto"  # "auto" (first GPU, else CPU), "cpu", "cuda:1", ...
-    dtype: str = "bfloat16"  # activations and KV cache; float32 makes outputs comparable token for token
+    dtype: str = "auto"  # activations and KV cache: auto is bfloat16 (float32 on CPUs with slow BF16 GEMMs)
     kv_cache_blocks: int | None = None  # None: room for four sequences of the maximum length
     max_num_seqs: int = 64  # sequences batched in one step
     max_step_tokens: int = 4096  # tokens computed in one step (chunked prefill beyond)
@@ -51,7 +51,8 @@ def add_engine_arguments(p: argparse.ArgumentParser, device: bool = True) -> Non
     if device:
         p.add_argument("--device", default=d.device, help="auto (first GPU, else CPU), cpu, cuda, cuda:1")
     p.add_argument("--dtype", choices=DTYPES, default=d.dtype,
-                   help="activation and KV-cache dtype (float32: outputs comparable with an fp32 reference)")
+                   help="activation and KV-cache dtype; auto: bfloat16, or float32 on a CPU without fast BF16 "
+                        "(float32 also makes outputs comparable with an fp32 reference)")
     p.add_argument("--kv-cache-blocks", type=int, default=None,
                    help="KV-cache blocks (default: room for four sequences of the maximum length)")
     p.add_argument("--max-num-seqs", type=int, default=d.max_num_seqs, help="sequences batched in one step")

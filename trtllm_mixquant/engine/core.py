@@ -15,7 +15,7 @@ from trtllm_mixquant.engine.batch_builder import build_step
 from trtllm_mixquant.engine.block_manager import BlockManager
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.model_runner import ModelRunner
-from trtllm_mixquant.engine.sampling import sample
+from trtllm_mixquant.engine.sampler import sample
 from trtllm_mixquant.engine.scheduler import Scheduler
 from trtllm_mixquant.engine.sequence import Sequence, Status
 from trtllm_mixquant.manifest import KVCacheLayout

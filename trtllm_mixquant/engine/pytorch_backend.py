@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import torch
 
-from trtllm_mixquant.devices import resolve_device
+from trtllm_mixquant.devices import resolve_device, resolve_dtype
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.core import EngineCore
 from trtllm_mixquant.engine.engine_dirs import EngineDirs
@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def build_pytorch_backend(config: EngineConfig, dirs: EngineDirs, role: str) -> EngineCore:
-    device, dtype = resolve_device(config.device), getattr(torch, config.dtype)
+    device = resolve_device(config.device)
+    dtype_name = resolve_dtype(config.dtype, device)
+    dtype = getattr(torch, dtype_name)
     if role == "context":
         context = dirs.require_context("a context worker")
         model = load_causal_lm(context, context, dtype, device, make_quantized_kernel, precise=False)
@@ -32,7 +34,7 @@ def build_pytorch_backend(config: EngineConfig, dirs: EngineDirs, role: str) -> 
         model = load_causal_lm(dirs.generation, quantized, dtype, device, make_quantized_kernel)
     _, eos_ids = load_tokenizer_and_eos(dirs.generation)
     num_blocks = config.kv_cache_blocks or dirs.default_kv_blocks()
-    layout = replace(dirs.layout, dtype=config.dtype)
-    log.info("%s engine %s: context precision %s, device %s, %d KV blocks of %d tokens", role, config.engine_dir,
-             dirs.precision, device, num_blocks, layout.block_size)
+    layout = replace(dirs.layout, dtype=dtype_name)
+    log.info("%s engine %s: context precision %s, device %s, %s, %d KV blocks of %d tokens", role, config.engine_dir,
+             dirs.precision, device, dtype_name, num_blocks, layout.block_size)
     return EngineCore(model, layout, dirs.max_seq_len, eos_ids, num_blocks, config)

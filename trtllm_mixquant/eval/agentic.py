@@ -16,7 +16,7 @@ EVAL_SPLIT = "eval"
 def held_out_tasks(tokenizer, budgets: list[int], count: int, seed: int) -> list[AgentTask]:
     """`count` tasks per token budget, padded with distractors up to the budget (by `tokenizer`)."""
     def count_tokens(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     return [t for b in budgets for t in generate_tasks(EVAL_SPLIT, seed, count, b, count_tokens)]
 

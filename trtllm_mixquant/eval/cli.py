@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from trtllm_mixquant.engine.sampling import SamplingParams
+from trtllm_mixquant.help_format import HelpFormatter
 
 DESCRIPTION = """\
 Compare bf16 (BF16 everywhere), quantized (the context engine's precision everywhere) and mixquant
@@ -46,7 +47,7 @@ def default_text(max_bytes: int) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trtllm-mixquant eval", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("engine_dirs", nargs="+", type=Path, help="build.py output folders")
     p.add_argument("--modes", default="bf16,quantized,mixquant")
     p.add_argument("--tasks", default="quant-error,agentic", help="comma-separated (see above)")
@@ -127,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    can_plot = importlib.util.find_spec("matplotlib") is not None
+    if not can_plot:
+        print("note: results.png needs matplotlib, which is not installed (pip install 'trtllm-mixquant[eval]'); "
+              "the tables and results.json are written without it")
     modes, tasks = args.modes.split(","), args.tasks.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
     summaries, results = {}, {}
@@ -138,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(f"\n== {label} (seed {args.seed}) ==", summary))
     (args.out / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                        "results": results}, indent=1))
-    if any(summaries.values()):
+    written = [args.out / "results.json"]
+    if any(summaries.values()) and can_plot:
         plot(summaries, args.out / "results.png")
-    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'results.png'}")
+        written.append(args.out / "results.png")
+    print("\nwrote " + " and ".join(map(str, written)))
     return 0

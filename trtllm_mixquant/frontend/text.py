@@ -66,7 +66,7 @@ class TextCodec:
         except UnicodeEncodeError as e:
             raise InvalidRequest(f"{param} is not valid Unicode text: it holds a lone surrogate "
                                  f"({text[e.start:e.end]!a} at character {e.start})", param=param) from None
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]  # lengths: RequestRules
 
     def check_size(self, num_chars: int, max_tokens: int, param: str = "prompt") -> None:
         """Refuse, without tokenizing, text that cannot fit in `max_tokens` tokens."""

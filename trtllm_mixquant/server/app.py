@@ -42,10 +42,11 @@ def metrics(request: Request) -> PlainTextResponse:
 
 
 def create_app(config: ServerConfig, on_start_failure: Callable[[], None] | None = None,
-               engine: AsyncEngine | None = None) -> FastAPI:
-    """on_start_failure: called if the workers fail to start (the CLI uses it to exit); engine: the
-    `AsyncEngine` to serve (default: an orchestrator of `config.orchestrator`)."""
-    state = ServerState(config, on_start_failure, engine)
+               engine: AsyncEngine | None = None, on_ready: Callable[[], None] | None = None) -> FastAPI:
+    """on_start_failure / on_ready: called when the workers fail to start (the CLI exits) or are
+    ready (it prints the URL); engine: the `AsyncEngine` to serve (default: an orchestrator of
+    `config.orchestrator`)."""
+    state = ServerState(config, on_start_failure, engine, on_ready)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

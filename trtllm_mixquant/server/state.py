@@ -32,7 +32,7 @@ def sampling_defaults(model_dir: Path) -> dict[str, Any]:
 
 class ServerState:
     def __init__(self, config: ServerConfig, on_start_failure: Callable[[], None] | None = None,
-                 engine: AsyncEngine | None = None):
+                 engine: AsyncEngine | None = None, on_ready: Callable[[], None] | None = None):
         self.config = config
         self.engine: AsyncEngine = engine or Orchestrator(config.orchestrator)
         self.codec = self.engine.codec
@@ -41,7 +41,7 @@ class ServerState:
         self.model_ids = {config.model_name, str(config.engine_dir), str(config.engine_dir.resolve())}
         self.created = int(time.time())
         self.start_error: str | None = None
-        self.on_start_failure = on_start_failure
+        self.on_start_failure, self.on_ready = on_start_failure, on_ready
 
     @property
     def max_seq_len(self) -> int:
@@ -56,6 +56,9 @@ class ServerState:
             log.error(self.start_error)
             if self.on_start_failure:
                 self.on_start_failure()
+            return
+        if self.on_ready:
+            self.on_ready()
 
     async def stop(self) -> None:
         if self.engine.ready:
