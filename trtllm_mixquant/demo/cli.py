@@ -12,7 +12,7 @@ EXIT_WORDS = ("exit", "quit", "/exit", "/quit")
 
 def start_engine(args, status) -> tuple:
     """A LocalEngine of the command's engine folder, started on a loop thread."""
-    from trtllm_mixquant.demo.loop_thread import LoopThread
+    from trtllm_mixquant.frontend.loop_thread import LoopThread
     from trtllm_mixquant.frontend.local_engine import LocalEngine
 
     check_engine_dir(args.engine_dir)

@@ -364,7 +364,7 @@ class Orchestrator:
             self.counters.ttft.append(t.first_token - t.submitted)
             self.counters.cached_prompt_tokens += req.cached_tokens
             req.stream.num_cached_prompt = req.cached_tokens
-        req.produced = True
+        req.stream.num_generated += len(msg.token_ids)
         self.counters.generated_tokens += len(msg.token_ids)
         if msg.finish_reason:
             self._finish(req, TokenEvent(msg.token_ids, msg.finish_reason))

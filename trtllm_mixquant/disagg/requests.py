@@ -45,11 +45,15 @@ class RequestState:
     generation: str | None = None  # worker names
     context: str | None = None
     kv_in_flight: bool = False  # a context worker has been asked for this request's KV and owes it
-    produced: bool = False  # a token reached the client: it can no longer be retried
     retries: int = 0
     done: bool = False
     cached_tokens: int = 0  # prompt tokens served by prefix caches
     prefilled_tokens: int = 0  # prompt tokens the context worker computed
+
+    @property
+    def produced(self) -> bool:
+        """A token reached the client: the request can no longer be retried."""
+        return self.stream.num_generated > 0
 
     @property
     def wire_id(self) -> str:

@@ -46,6 +46,7 @@ class RequestStream:
     num_prompt_tokens: int
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     num_cached_prompt: int = 0  # prompt tokens served by prefix caches (known at the first token)
+    num_generated: int = 0  # tokens delivered so far
     timings: Any = None  # the engine's own breakdown, if it keeps one (the orchestrator's `Timings`)
 
     def __aiter__(self):

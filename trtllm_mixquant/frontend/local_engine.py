@@ -36,6 +36,8 @@ class LocalEngine:
         self.streams: dict[str, RequestStream] = {}
         self.commands: queue.SimpleQueue = queue.SimpleQueue()  # ("add", EngineRequest) / ("abort", id) / None
         self.ids = itertools.count()
+        self.counters = dict.fromkeys(("requests", "prompt_tokens", "quantized_prefill_tokens", "cached_prompt_tokens",
+                                       "generated_tokens", "kv_bytes_transferred", "worker_restarts"), 0)
         self.ready = False
         self.backend = self.thread = None
 
@@ -65,6 +67,8 @@ class LocalEngine:
             raise InvalidRequest(f"request id {request_id!r} is already in use")
         stream = RequestStream(request_id, admission, len(request.prompt_ids))
         self.streams[request_id] = stream
+        self.counters["requests"] += 1
+        self.counters["prompt_tokens"] += len(request.prompt_ids)
         params = replace(request.params, max_tokens=admission.max_tokens)
         self.commands.put(("add", EngineRequest(request_id, list(request.prompt_ids), params,
                                                 admission.quantized_until)))
@@ -80,8 +84,12 @@ class LocalEngine:
         return alive, {"status": "ok" if alive else "starting" if not self.ready else "failed"}
 
     def stats(self) -> dict:
+        """The orchestrator's keys (`Orchestrator.stats`), for one in-process worker named "local"."""
         usage = self.backend.block_usage() if self.backend is not None else None
-        return {"topology": "local", "in_flight": len(self.streams), "kv_blocks": {"local": usage}}
+        return {"topology": "local", "in_flight": len(self.streams), "requests_by_state": {"running": len(self.streams)},
+                "workers": {"local": {"role": "colocated", "device": self.config.device, "alive": self.ready,
+                                      "load": len(self.streams), "restarts": 0, "usage": usage}},
+                **self.counters}
 
     # ---- the stepping thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -135,7 +143,13 @@ class LocalEngine:
             stream = self.streams.get(update.request_id)
             if stream is None:
                 continue  # aborted meanwhile
+            if update.token_ids and stream.num_generated == 0:  # the prompt is done
+                self.counters["cached_prompt_tokens"] += update.num_cached_prompt
+                cut = min(stream.admission.quantized_until, stream.num_prompt_tokens)
+                self.counters["quantized_prefill_tokens"] += max(cut - update.num_cached_prompt, 0)
             stream.num_cached_prompt = update.num_cached_prompt
+            stream.num_generated += len(update.token_ids)
+            self.counters["generated_tokens"] += len(update.token_ids)
             if update.finish_reason:
                 self._end(update.request_id, TokenEvent(update.token_ids, update.finish_reason))
             else:

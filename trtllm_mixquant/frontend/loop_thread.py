@@ -1,5 +1,6 @@
-"""An asyncio loop in a daemon thread, for command-line tools that read input synchronously (so
-that Ctrl-C and Ctrl-D behave as a terminal user expects) while an `AsyncEngine` streams."""
+"""An asyncio loop in a daemon thread, for hosts that are not asyncio themselves: command-line tools
+that read input synchronously (so that Ctrl-C and Ctrl-D behave as a terminal user expects) and
+Triton's Python backend, whose `execute` is called from its own thread."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ class LoopThread:
         except KeyboardInterrupt:
             future.cancel()
             raise
+
+    def submit(self, coro) -> asyncio.Future:
+        """Start `coro` on the loop without waiting."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def iterate(self, agen: AsyncIterator) -> Iterator:
         """An async generator's items, one at a time, from this thread."""
