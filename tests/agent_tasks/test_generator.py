@@ -34,6 +34,10 @@ def test_held_out_seeds_give_other_tasks():
 def test_budget_is_kept_and_filled(budget):
     for task in generate_tasks("budget", 0, 30, budget):
         used = approx_token_count(render_chat(task.messages, task.tools))
+        bare = generate_task(task.seed, 0)  # no distractors: a long chain or order may not fit a small budget
+        if approx_token_count(render_chat(bare.messages, bare.tools)) > budget:
+            assert used == approx_token_count(render_chat(bare.messages, bare.tools))
+            continue
         assert used <= budget
         assert used > budget - 200  # short by at most one row or passage per long result
 
@@ -69,6 +73,20 @@ def test_answers_are_in_the_tool_results():
             fact = re.search(r"(?:led by|started in|based in|project \S+ was) (.+?)(?: credits)?\.$", task.answer)[1]
             assert name in question
             assert any(name in line and fact in line for line in result.splitlines()[1:])
+        elif task.family == "chain":
+            rows = [_key_row(r, args["key"]) for (_, args), r in steps]
+            keys = [args["key"] for (_, args), _ in steps]
+            assert keys[0] in question and len(keys) == task.size
+            assert all(f'"next": "{k}"' in row for row, k in zip(rows, keys[1:]))  # each hop follows the last
+            names = [re.search(r'"name": "([^"]+)"', row)[1] for row in rows]
+            assert task.answer == "The route is " + ", ".join(f"{k} {n}" for k, n in zip(keys, names)) + "."
+        elif task.family == "order":
+            *lookups, ((name, order), result) = steps
+            assert name == "order" and len(order["lines"]) == len(lookups) == task.size
+            for line, ((_, args), page) in zip(order["lines"], lookups):
+                assert line["sku"] == args["key"] and f'{line["units"]} units of {line["sku"]}' in question
+                assert f'"price": {line["unit_price"]},' in _key_row(page, args["key"])
+            assert result.startswith("Order ORD-") and task.answer.startswith(f"Order {result.split()[1]} is placed")
         else:
             *lookups, ((_, calc), result) = steps
             rows = [_key_row(r, args["key"]) for (_, args), r in lookups]
@@ -89,3 +107,13 @@ def test_calculator_is_exact_and_safe():
     assert calculate("0.1 + 0.2") == "0.3"
     with pytest.raises(ValueError):
         calculate("__import__('os').system('true')")
+
+
+def test_long_output_families_span_their_sizes_and_can_be_asked_for():
+    from trtllm_mixquant.agent_tasks import LONG_FAMILIES
+
+    tasks = generate_tasks("long-families", 0, 40, 1500, families=LONG_FAMILIES)
+    assert [t.family for t in tasks[:4]] == ["chain", "order", "chain", "order"]
+    assert {t.size for t in tasks} == set(range(2, 7))
+    longest = max(tasks, key=lambda t: len(t.decision_points[-2].target_text) if t.family == "order" else 0)
+    assert len(longest.decision_points[-2].target_text) > 250  # an order call with many lines is long

@@ -98,7 +98,7 @@ def test_abort_frees_the_kv_and_errors_are_the_domains(local, llm):
 
 def wait_until_free(engine, timeout=10.0):
     deadline = time.monotonic() + timeout
-    while (usage := engine.stats()["kv_blocks"]["local"]).free != usage.total:
+    while (usage := engine.stats()["workers"]["local"]["usage"]).free != usage.total:
         assert time.monotonic() < deadline, f"blocks still held: {usage}"
         time.sleep(0.02)
     engine.backend.check_blocks()

@@ -20,7 +20,10 @@ from trtllm_mixquant.agent_tasks.world import (
     PROJECT_FIELDS, TABLES, Table, format_mention, format_passage, make_project, random_codename,
 )
 
-FAMILIES = ("lookup", "compute", "search")
+FAMILIES = ("lookup", "compute", "search", "chain", "order")
+LONG_FAMILIES = ("chain", "order")  # whole-task success hangs on long exact output built on earlier steps
+CHAIN_HOPS = (2, 6)  # stations a chain visits
+ORDER_LINES = (2, 6)  # lines of an order
 TokenCounter = Callable[[str], int]
 
 LOOKUP_QUESTIONS = (
@@ -139,7 +142,50 @@ def _plan_search(rng: random.Random) -> tuple[str, list[_Step], str]:
     return question, [step], SEARCH_ANSWERS[field].format(**project)
 
 
-_PLANNERS = {"lookup": _plan_lookup, "compute": _plan_compute, "search": _plan_search}
+def _plan_chain(rng: random.Random) -> tuple[str, list[_Step], str, int]:
+    """Follow `next` pointers through the routes table; the answer lists every station visited."""
+    table = TABLES["routes"]
+    hops = rng.randrange(CHAIN_HOPS[0], CHAIN_HOPS[1] + 1)
+    keys: list[str] = []
+    while len(keys) < hops:
+        key = table.random_key(rng)
+        if key not in keys:
+            keys.append(key)
+    rows = [table.make_row(rng, key) for key in keys]
+    for row, following in zip(rows, keys[1:]):
+        row["next"] = following
+    times = "once" if hops == 2 else f"{hops - 1} times"
+    question = (f"Start at station {keys[0]} in the routes table and follow the next station {times}. "
+                "List every station on the way with its name.")
+    steps = [_lookup_step(rng, table, row, set(keys)) for row in rows]
+    answer = "The route is " + ", ".join(f"{row['station']} {row['name']}" for row in rows) + "."
+    return question, steps, answer, hops
+
+
+def _plan_order(rng: random.Random) -> tuple[str, list[_Step], str, int]:
+    """Look up several SKUs, then place one order whose lines copy every unit price found."""
+    table = TABLES["inventory"]
+    count = rng.randrange(ORDER_LINES[0], ORDER_LINES[1] + 1)
+    keys: list[str] = []
+    while len(keys) < count:
+        key = table.random_key(rng)
+        if key not in keys:
+            keys.append(key)
+    rows = [table.make_row(rng, key) for key in keys]
+    units = [rng.randrange(1, 40) for _ in keys]
+    wanted = ", ".join(f"{u} units of {k}" for u, k in zip(units, keys))
+    question = f"Order {wanted} at their unit prices in the inventory table."
+    lines = [{"sku": row["sku"], "units": u, "unit_price": row["price"]} for row, u in zip(rows, units)]
+    order_id = f"ORD-{rng.randrange(10 ** 5):05d}"
+    steps = [*(_lookup_step(rng, table, row, set(keys)) for row in rows),
+             _Step("order", {"lines": lines}, (f"Order {order_id} accepted with {count} lines.",), None)]
+    answer = f"Order {order_id} is placed: " + ", ".join(f"{u} units of {k} at {row['price']}"
+                                                         for u, k, row in zip(units, keys, rows)) + "."
+    return question, steps, answer, count
+
+
+_PLANNERS = {"lookup": _plan_lookup, "compute": _plan_compute, "search": _plan_search, "chain": _plan_chain,
+             "order": _plan_order}
 
 
 def _conversation(question: str, steps: list[_Step], results: list[str], answer: str) -> list[Message]:
@@ -161,7 +207,7 @@ def generate_task(seed: str, budget: int, count_tokens: TokenCounter = approx_to
     """
     rng = random.Random(seed)
     family = family or rng.choice(FAMILIES)
-    question, steps, answer = _PLANNERS[family](rng)
+    question, steps, answer, *size = _PLANNERS[family](rng)
     bare = _conversation(question, steps, [s.result(list(s.targets)) for s in steps], answer)
     spare = budget - count_tokens(render_chat(bare, TOOLS))
     weights = {i: rng.uniform(0.5, 1.0) for i, s in enumerate(steps) if s.distractor}
@@ -190,10 +236,12 @@ def generate_task(seed: str, budget: int, count_tokens: TokenCounter = approx_to
         longest = max(padded, key=len)
         longest.pop(max(j for j, (_, is_target) in enumerate(longest) if not is_target))
         messages = build()
-    return AgentTask(seed, family, budget, TOOLS, messages)
+    return AgentTask(seed, family, budget, TOOLS, messages, size[0] if size else 1)
 
 
 def generate_tasks(split: str, seed: int, count: int, budget: int,
-                   count_tokens: TokenCounter = approx_token_count) -> list[AgentTask]:
-    """`count` tasks seeded "{split}:{seed}:{i}"; different splits or seeds give disjoint task streams."""
-    return [generate_task(f"{split}:{seed}:{i}", budget, count_tokens) for i in range(count)]
+                   count_tokens: TokenCounter = approx_token_count, families: tuple[str, ...] | None = None) -> list[AgentTask]:
+    """`count` tasks seeded "{split}:{seed}:{i}"; different splits or seeds give disjoint task streams.
+    families: the families to draw from in turn (default: each task's seed picks one of all)."""
+    return [generate_task(f"{split}:{seed}:{i}", budget, count_tokens, families[i % len(families)] if families else None)
+            for i in range(count)]

@@ -51,6 +51,7 @@ class AgentTask:
             generator's token count).
         tools: OpenAI-style tool schemas, passed to the chat template beside the messages.
         messages: system, user, assistant (tool calls), tool results, ..., final assistant answer.
+        size: stations a chain visits, lines an order holds (1 for the other families).
     """
 
     seed: str
@@ -58,6 +59,7 @@ class AgentTask:
     budget: int
     tools: list[dict[str, Any]]
     messages: list[Message]
+    size: int = 1
 
     @property
     def decision_points(self) -> list[DecisionPoint]:

@@ -18,7 +18,7 @@ TOOLS: list[dict] = [
             "parameters": {
                 "type": "object",
                 "properties": {
-                    "table": {"type": "string", "enum": ["inventory", "employees", "accounts"]},
+                    "table": {"type": "string", "enum": ["inventory", "employees", "accounts", "routes"]},
                     "key": {"type": "string"},
                 },
                 "required": ["table", "key"],
@@ -34,6 +34,29 @@ TOOLS: list[dict] = [
                 "type": "object",
                 "properties": {"expression": {"type": "string"}},
                 "required": ["expression"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "order",
+            "description": "Place an order: one line per SKU, with its units and its unit price as written in "
+                           "the inventory table.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "lines": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"sku": {"type": "string"}, "units": {"type": "integer"},
+                                           "unit_price": {"type": "string"}},
+                            "required": ["sku", "units", "unit_price"],
+                        },
+                    },
+                },
+                "required": ["lines"],
             },
         },
     },

@@ -81,6 +81,13 @@ TABLES: dict[str, Table] = {
          "extension": "phone extension"},
         ("salary", "extension"),
     ),
+    "routes": Table(
+        "routes", "station", "ST-", 4,
+        {"name": lambda r: r.choice(vocab.CITIES), "next": lambda r: f"ST-{r.randrange(10000):04d}",
+         "platform": _integer(1, 30)},
+        {"name": "name", "next": "next station", "platform": "platform"},
+        ("platform",),
+    ),
     "accounts": Table(
         "accounts", "account", "ACC-", 6,
         {"owner": _person, "balance": _money(100000), "branch": lambda r: r.choice(vocab.CITIES), "opened": _date},

@@ -43,7 +43,11 @@ class ToyWorld:
                 return calculate(str(arguments["expression"]))
             if name == "search":
                 return self.search(str(arguments["query"]))
-        except (KeyError, ValueError, SyntaxError, ZeroDivisionError) as e:
+            if name == "order":
+                lines = arguments["lines"]
+                number = random.Random(f"order:{_canonical(arguments)}").randrange(10 ** 5)
+                return f"Order ORD-{number:05d} accepted with {len(lines)} lines."
+        except (KeyError, TypeError, ValueError, SyntaxError, ZeroDivisionError) as e:
             return f"error: {e}"
         return f"error: there is no tool named {name!r}"
 

@@ -20,6 +20,9 @@ results.png into --out.
 tasks:
   quant-error   continuation NLL, KL against BF16 and greedy agreement on plain text, by context length
   agentic       exact tool call / final answer on held-out synthetic agent tasks, by context length
+  agentic-long  the same on the tasks whose success hangs on long exact output (chain: every
+                station of a route; order: every line of an order), whole-task accuracy by
+                output length, and the share of quantized decoding's loss mixquant recovers
   NAME=PATH     a benchmark file in its published schema: math500, aime2024, aime2025, gsm8k,
                 longbench_v2, bfcl (e.g. math500=~/data/math500.jsonl); in-process, or against any
                 OpenAI-compatible server with --endpoint
@@ -71,6 +74,7 @@ def parser() -> argparse.ArgumentParser:
 
 def evaluate_engine(args, engine_dir: Path, modes: list[str], tasks: list[str]) -> tuple[dict, list[dict], dict]:
     from trtllm_mixquant import LLM
+    from trtllm_mixquant.agent_tasks import LONG_FAMILIES
     from trtllm_mixquant.eval.agentic import agentic_accuracy, held_out_tasks
     from trtllm_mixquant.eval.quant_error import quantization_error, text_windows
     from trtllm_mixquant.eval.report import summarize
@@ -82,8 +86,11 @@ def evaluate_engine(args, engine_dir: Path, modes: list[str], tasks: list[str]) 
         text = "\n".join(p.read_text() for p in args.text) if args.text else default_text(4 << 20)
         windows = text_windows(llm.tokens(text), lengths, args.continuation, args.samples, args.seed)
         records += quantization_error(llm, windows, modes, args.greedy_tokens)
-    if "agentic" in tasks:
-        records += agentic_accuracy(llm, held_out_tasks(llm.tokenizer, lengths, args.agent_tasks, args.seed), modes)
+    for task, families, prefix in (("agentic", None, ""), ("agentic-long", LONG_FAMILIES, "long_")):
+        if task in tasks:
+            held_out = held_out_tasks(llm.tokenizer, lengths, args.agent_tasks, args.seed, families)
+            records += [{(prefix + k if k in ("correct", "task_correct") else k): v for k, v in r.items()}
+                        for r in agentic_accuracy(llm, held_out, modes)]
     benchmarks = {}
     for task in (t for t in tasks if "=" in t):
         benchmarks.update(run_benchmark_task(llm, task, modes, args))
@@ -124,7 +131,8 @@ def run_benchmark_task(llm, task: str, modes: list[str], args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trtllm_mixquant.eval.report import format_table, plot
+    from trtllm_mixquant.eval.report import (by_output_length, format_recovery, format_table, paired_recovery, plot,
+                                             plot_by_output_length)
 
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -134,18 +142,28 @@ def main(argv: list[str] | None = None) -> int:
               "the tables and results.json are written without it")
     modes, tasks = args.modes.split(","), args.tasks.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
-    summaries, results = {}, {}
+    summaries, results, lengths = {}, {}, {}
     for engine_dir in args.engine_dirs:
         summary, records, benchmarks = evaluate_engine(args, engine_dir, modes, tasks)
         label = f"{engine_dir.name}/{json.loads((engine_dir / 'context' / 'engine.json').read_text())['precision']}"
         summaries[label] = summary
-        results[label] = {"summary": summary, "records": records, "benchmarks": benchmarks}
+        recovery = {suite: paired_recovery(records, args.seed, metric)
+                    for suite, metric in (("agentic", "task_correct"), ("agentic-long", "long_task_correct"))
+                    if suite in tasks}
+        lengths[label] = by_output_length(records, args.seed)
+        results[label] = {"summary": summary, "recovery": recovery, "by_output_length": lengths[label],
+                          "records": records, "benchmarks": benchmarks}
         print(format_table(f"\n== {label} (seed {args.seed}) ==", summary))
+        for suite, r in recovery.items():
+            print(format_recovery(f"{label} {suite}", r))
     (args.out / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                        "results": results}, indent=1))
     written = [args.out / "results.json"]
     if any(summaries.values()) and can_plot:
         plot(summaries, args.out / "results.png")
         written.append(args.out / "results.png")
+        if any(lengths.values()):
+            plot_by_output_length(lengths, args.out / "by_output_length.png")
+            written.append(args.out / "by_output_length.png")
     print("\nwrote " + " and ".join(map(str, written)))
     return 0

@@ -9,7 +9,10 @@ from trtllm_mixquant.eval.benchmarks.stats import bootstrap_mean
 
 # metric -> (label, higher is better)
 METRICS = {"nll": ("continuation NLL (nats/token)", False), "kl": ("KL vs BF16 (nats/token)", False),
-           "agreement": ("greedy tokens before divergence", True), "correct": ("agentic exact match", True)}
+           "agreement": ("greedy tokens before divergence", True), "correct": ("agentic exact match", True),
+           "task_correct": ("agentic whole-task exact match", True),
+           "long_correct": ("long-output tasks: decision points", True),
+           "long_task_correct": ("long-output tasks: whole-task exact match", True)}
 
 
 def summarize(records: list[dict], seed: int) -> dict[str, dict[str, dict[int, dict]]]:
@@ -57,6 +60,89 @@ def format_table(title: str, summary: dict) -> str:
             tag = "all" if length == -1 else str(length)
             lines.append(f"{tag:>8} " + " ".join(cells) + f" {'no gap' if rec is None else f'{100 * rec:.0f}%':>14}")
     return "\n".join(lines)
+
+
+def paired_recovery(records: list[dict], seed: int, metric: str = "task_correct", resamples: int = 1000) -> dict:
+    """Over the same tasks in each mode: BF16's lead over quantized (points lost by quantizing
+    everything), mixquant's lead over quantized, and the fraction of the loss mixquant recovers, with
+    paired bootstrap intervals (tasks resampled together across modes)."""
+    import numpy as np
+
+    by_task: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in records:
+        if metric in r:
+            by_task[r["task"]][r["mode"]] = r[metric]
+    rows = [v for v in by_task.values() if {"bf16", "mixquant", "quantized"} <= v.keys()]
+    if not rows:
+        return {}
+    b, mq, q = (np.array([v[m] for v in rows]) for m in ("bf16", "mixquant", "quantized"))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(rows), size=(resamples, len(rows)))
+    loss, gain = b[idx].mean(1) - q[idx].mean(1), mq[idx].mean(1) - q[idx].mean(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = gain / loss
+    fraction = fraction[np.isfinite(fraction)]
+
+    def estimate(point: float, samples) -> dict:
+        low, high = np.percentile(samples, [2.5, 97.5]) if len(samples) else (float("nan"),) * 2
+        return {"value": float(point), "low": float(low), "high": float(high), "n": len(rows)}
+    point_loss, point_gain = float(b.mean() - q.mean()), float(mq.mean() - q.mean())
+    return {"bf16_minus_quantized": estimate(point_loss, loss), "mixquant_minus_quantized": estimate(point_gain, gain),
+            "recovered": estimate(point_gain / point_loss if point_loss else float("nan"), fraction),
+            "accuracy": {m: float(v.mean()) for m, v in (("bf16", b), ("mixquant", mq), ("quantized", q))}}
+
+
+def by_output_length(records: list[dict], seed: int) -> dict[str, dict[str, dict[int, dict]]]:
+    """family -> mode -> size (stations or order lines) -> whole-task accuracy of the long-output tasks."""
+    groups: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    for r in records:
+        if "long_task_correct" in r:
+            groups[r["family"], r["mode"], r["size"]].append(r["long_task_correct"])
+    out: dict = defaultdict(lambda: defaultdict(dict))
+    for (family, mode, size), values in sorted(groups.items()):
+        out[family][mode][size] = bootstrap_mean(values, seed).to_dict()
+    return {f: dict(v) for f, v in out.items()}
+
+
+def format_recovery(title: str, recovery: dict) -> str:
+    if not recovery:
+        return ""
+    r = recovery
+    cell = lambda e, scale=100: f"{scale * e['value']:.1f} [{scale * e['low']:.1f}, {scale * e['high']:.1f}]"  # noqa: E731
+    acc = ", ".join(f"{m} {100 * v:.1f}%" for m, v in r["accuracy"].items())
+    return (f"\n{title} (whole tasks, n={r['bf16_minus_quantized']['n']}; {acc})\n"
+            f"  points lost by quantized decoding (bf16 - quantized): {cell(r['bf16_minus_quantized'])}\n"
+            f"  points mixquant wins back (mixquant - quantized):     {cell(r['mixquant_minus_quantized'])}\n"
+            f"  share of the loss recovered:                          {cell(r['recovered'])} %")
+
+
+def plot_by_output_length(lengths: dict[str, dict], path: Path) -> None:
+    """Whole-task accuracy against output length (stations or order lines), a panel per engine and
+    family of long-output tasks, a line per mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(engine, family, by_mode) for engine, fams in lengths.items() for family, by_mode in fams.items()
+              if family in ("chain", "order")]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (engine, family, by_mode) in zip(axes[0], panels):
+        for mode, by_size in by_mode.items():
+            xs = sorted(by_size)
+            ys = [100 * by_size[x]["value"] for x in xs]
+            err = [[y - 100 * by_size[x]["low"] for x, y in zip(xs, ys)], [100 * by_size[x]["high"] - y for x, y in zip(xs, ys)]]
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=mode)
+        ax.set_xlabel("stations visited" if family == "chain" else "order lines")
+        ax.set_ylabel("whole-task exact match (%)")
+        ax.set_title(f"{engine}: {family}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def plot(summaries: dict[str, dict], path: Path) -> None:

@@ -63,9 +63,13 @@ class NixlKVTransport:
         from nixl._api import nixl_agent, nixl_agent_config
 
         self.kv = kv
-        self.agent = nixl_agent(name, nixl_agent_config(backends=["UCX"]))
-        self.registered = self.agent.register_memory([kv.k_blocks, kv.v_blocks])
         device = kv.k_blocks.device
+        # NIXL's progress thread spins a whole core even when idle; for host memory the transfers
+        # progress well enough when the worker polls them (`poll_sent`, `poll_received`), so it is
+        # only kept for GPU pools, where the measured bandwidths were taken with it.
+        config = nixl_agent_config(enable_prog_thread=device.type == "cuda", backends=["UCX"])
+        self.agent = nixl_agent(name, config)
+        self.registered = self.agent.register_memory([kv.k_blocks, kv.v_blocks])
         self.info = pool_info(name, kv, agent_metadata=self.agent.get_agent_metadata(),
                               k_base=kv.k_blocks.data_ptr(), v_base=kv.v_blocks.data_ptr(),
                               block_bytes=kv.k_blocks[0, 0].numel() * kv.k_blocks.element_size(),
