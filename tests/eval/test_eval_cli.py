@@ -16,10 +16,15 @@ def test_eval_writes_results_and_bf16_is_its_own_reference(tiny_engines, tmp_pat
     text.write_text("def f(x):\n    return x * 2\n" * 200)
     out = tmp_path / "out"
     rc = main([str(tiny_engines("qwen3")), "--text", str(text), "--lengths", "32,64", "--samples", "2",
-               "--continuation", "8", "--greedy-tokens", "6", "--agent-tasks", "1", "--out", str(out),
-               "--tasks", "quant-error,agentic"])
-    assert rc == 0 and (out / "results.png").stat().st_size > 1000
-    summary = next(iter(json.loads((out / "results.json").read_text())["results"].values()))["summary"]
+               "--continuation", "8", "--greedy-tokens", "6", "--agent-tasks", "2", "--agent-max-tokens", "8",
+               "--out", str(out), "--tasks", "quant-error,agentic,agentic-long"])
+    assert rc == 0 and (out / "results.png").stat().st_size > 1000 and (out / "by_output_length.png").is_file()
+    result = next(iter(json.loads((out / "results.json").read_text())["results"].values()))
+    summary = result["summary"]
+    assert set(summary["long_task_correct"]) == {"bf16", "quantized", "mixquant"}
+    assert set(result["by_output_length"]) == {"chain", "order"}
+    assert {r["family"] for r in result["records"] if "long_task_correct" in r} == {"chain", "order"}
+    assert set(result["recovery"]) == {"agentic", "agentic-long"}
     assert summary["kl"]["bf16"]["-1"]["value"] == 0.0
     assert summary["agreement"]["bf16"]["-1"]["value"] == 6
     assert summary["kl"]["quantized"]["-1"]["value"] > 0

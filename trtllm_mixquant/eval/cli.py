@@ -59,6 +59,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--continuation", type=int, default=64, help="continuation tokens scored per window")
     p.add_argument("--greedy-tokens", type=int, default=32, help="greedy tokens compared per window")
     p.add_argument("--agent-tasks", type=int, default=20, help="held-out agent tasks per length")
+    p.add_argument("--agent-max-tokens", type=int, default=320,
+                   help="tokens an agent reply may take (the longest order call of the long-output tasks ~250)")
     p.add_argument("--text", type=Path, action="append", help="text file(s) for quant-error (default: held-out Python)")
     p.add_argument("--max-new-tokens", type=int, default=512, help="for benchmarks")
     p.add_argument("--endpoint", default=None,
@@ -90,7 +92,7 @@ def evaluate_engine(args, engine_dir: Path, modes: list[str], tasks: list[str]) 
         if task in tasks:
             held_out = held_out_tasks(llm.tokenizer, lengths, args.agent_tasks, args.seed, families)
             records += [{(prefix + k if k in ("correct", "task_correct") else k): v for k, v in r.items()}
-                        for r in agentic_accuracy(llm, held_out, modes)]
+                        for r in agentic_accuracy(llm, held_out, modes, args.agent_max_tokens)]
     benchmarks = {}
     for task in (t for t in tasks if "=" in t):
         benchmarks.update(run_benchmark_task(llm, task, modes, args))

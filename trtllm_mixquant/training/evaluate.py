@@ -106,11 +106,15 @@ def agent_accuracy(model: PreTrainedModel, tokenizer: Tokenizer, tasks: list[Age
     report = {}
     for budget, by_kind in sorted(hits.items()):
         keys = [(t.seed, t.budget) for t in tasks if t.budget == budget]
+        families = sorted({t.family for t in tasks if t.budget == budget})
         report[budget] = {
             "tasks": len(keys),
             "decision_points": len(by_kind["all"]),
             "accuracy": sum(by_kind["all"]) / len(by_kind["all"]),
             "task_accuracy": sum(task_ok[k] for k in keys) / len(keys),
             **{f"{kind}_accuracy": sum(v) / len(v) for kind, v in by_kind.items() if kind != "all"},
+            "family_task_accuracy": {f: sum(task_ok[t.seed, t.budget] for t in tasks if t.budget == budget and
+                                            t.family == f) / sum(t.budget == budget and t.family == f for t in tasks)
+                                     for f in families},
         }
     return report

@@ -16,6 +16,19 @@ def agent_table(agent: dict[str, dict[str, float]]) -> str:
     return "\n".join(rows)
 
 
+def family_table(agent: dict[str, dict]) -> str:
+    """Whole-task accuracy per task family and context length."""
+    families = sorted({f for r in agent.values() for f in r.get("family_task_accuracy", {})})
+    if not families:
+        return ""
+    rows = ["| context (tokens) | " + " | ".join(families) + " |", "| ---: |" + " ---: |" * len(families)]
+    for budget, r in agent.items():
+        cells = [f"{r['family_task_accuracy'][f]:.0%}" if f in r["family_task_accuracy"] else "" for f in families]
+        rows.append(f"| {budget} | " + " | ".join(cells) + " |")
+    return ("Whole tasks by family (`chain` and `order` hang on long exact output: every station of a route, "
+            "every line of an order):\n\n" + "\n".join(rows))
+
+
 def render_model_card(m: dict[str, Any]) -> str:
     """README.md text for the metrics dict written by `trtllm_mixquant.training.recipe`."""
     model, data, train, ev = m["model"], m["data"], m["train"], m["eval"]
@@ -44,8 +57,10 @@ to serve and to measure Mix-Quant accuracy on, with no download.
   site-packages of the training machine (PyTorch, JAX, transformers, SciPy, pandas and the rest of its
   image), with the packages {', '.join(data['held_out_packages'])} held out entirely.
 - {data['agent_tasks']} synthetic agent transcripts ({data['agent_tokens'] / 1e6:.1f}M tokens) from
-  `trtllm_mixquant.agent_tasks`: a user question, `lookup` / `calculator` / `search` calls, long tool results full
-  of distractor rows and passages, and an exact final answer. Loss weights: assistant turns
+  `trtllm_mixquant.agent_tasks`: a user question, `lookup` / `calculator` / `search` / `order` calls, long tool
+  results full of distractor rows and passages, and an exact final answer; two of the five families need long
+  exact output (`chain`: follow a route's next stations and list every stop; `order`: one order call that copies
+  every looked-up price). Loss weights: assistant turns
   {train['assistant_weight']}, other transcript text {train['context_weight']}, Python 1.
 
 ## Training
@@ -64,8 +79,10 @@ Final training loss {train['final_loss']:.3f} (weighted); {train['final_code_los
 
 {agent_table(ev['agent'])}
 
+{family_table(ev['agent'])}
+
 ## Not good for
-Anything but the above: it knows no facts, follows no instructions beyond the three tools and question
+Anything but the above: it knows no facts, follows no instructions beyond the four tools and question
 shapes it was trained on, writes plausible-looking but unreliable Python, and has seen no natural language
 beyond docstrings and comments. Even on its own task shapes, {1 - at_longest['answer_accuracy']:.0%} of its final
 answers at {longest} tokens copy a value from the wrong row or passage. It is a test fixture for serving and

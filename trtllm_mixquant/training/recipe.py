@@ -45,8 +45,8 @@ class RecipeConfig:
     eval_bytes: int = 4_000_000  # held-out Python for bits per byte
     eval_lengths: tuple[int, ...] = (512, 1024, 2048, 4096)
     eval_tasks: int = 50  # per length
-    eval_max_new_tokens: int = 96
-    eval_reserve_s: float = 50.0  # kept from the time budget for evaluation and export
+    eval_max_new_tokens: int = 320  # the longest order call is ~250 tokens
+    eval_reserve_s: float = 110.0  # kept from the time budget for evaluation and export
     workers: int = field(default_factory=lambda: min(16, os.cpu_count() or 1))
 
 
