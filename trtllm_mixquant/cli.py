@@ -19,6 +19,7 @@ commands:
   triton-repo    write the Triton model repository of an engine pair
   eval           accuracy of bf16 / quantized / mixquant on your engines and data
   bench prefill  prefill throughput on a GPU: ours (BF16, FP8, NVFP4 emulated) vs transformers
+  bench decode   decode on a GPU: one sequence after 2K/32K tokens, 8/32/64 together, vs transformers
   bench serve    requests/s and latency percentiles of a running server
   bench sessions a 10-turn agent session: prefill tokens and KV bytes saved by reuse
   bench disagg   two GPUs: TTFT split (queue, prefill, KV transfer, first decode) and KV bandwidth
@@ -27,7 +28,7 @@ commands:
 
 Run `trtllm-mixquant COMMAND --help` for a command's options.
 """
-BENCHES = ("prefill", "serve", "sessions", "disagg", "triton")
+BENCHES = ("prefill", "decode", "serve", "sessions", "disagg", "triton")
 BENCH_USAGE = f"trtllm-mixquant bench {{{','.join(BENCHES)}}} [options]\n\n" + "\n".join(
     line.replace("  bench ", "  ", 1) for line in USAGE.splitlines() if line.startswith("  bench ")) + \
     "\n\nRun `trtllm-mixquant bench NAME --help` for its options."

@@ -142,3 +142,14 @@ def test_score_distributions_agree_with_score(llms):
     assert dists.shape == (len(ids), llm.engine.model.config.vocab_size)
     torch.testing.assert_close(dists.exp().sum(-1), torch.ones(len(ids)))
     torch.testing.assert_close(dists[torch.arange(len(ids)), ids], torch.tensor(llm.score(prompt, cont)))
+
+
+def test_fp8_attention_changes_the_quantized_prefill_only(engines):
+    """bf16 mode has no quantized rows (nothing changes); in quantized and mixquant modes the prompt's
+    attention runs in FP8 and the scores move by FP8-sized amounts, not more."""
+    prompt, cont = "the tool returned 42 and then " * 4, " the answer is 42."
+    plain = {m: torch.tensor(LLM(engines, mode=m, dtype=torch.float32).score(prompt, cont)) for m in ("bf16", "quantized")}
+    fp8 = LLM(engines, mode="mixquant", dtype=torch.float32, fp8_attention=True)
+    assert torch.equal(torch.tensor(fp8.score(prompt, cont, mode="bf16")), plain["bf16"])
+    moved = (torch.tensor(fp8.score(prompt, cont, mode="quantized")) - plain["quantized"]).abs().max()
+    assert 0 < moved < 0.5

@@ -1,4 +1,4 @@
-"""Prefill throughput: our BF16, FP8-context and NVFP4-emulated-context forward against Hugging Face
+"""Prefill throughput: our BF16, FP8-context (with BF16 or FP8 attention) and NVFP4-emulated-context forward against Hugging Face
 transformers BF16, in one process on one GPU, with random weights of a real architecture shape.
 
     trtllm-mixquant bench prefill --shape qwen3-8b --lengths 2048,8192,32768,30720+2048 [--eager]
@@ -90,28 +90,40 @@ def attach_quantized(model: CausalLM, precision: str) -> None:
                     weight, nvfp4_per_tensor_scale(torch.tensor(ACT_AMAX, device=w.device)), None)
 
 
-def ours(hf_model, cases: list[tuple[int, int]], eager: bool) -> dict[str, dict[tuple[int, int], float]]:
+def ours_model(hf_model) -> tuple[CausalLM, ModelConfig]:
+    """Our model with the BF16 weights of `hf_model` (on its GPU), q/k/v and gate/up fused."""
     cfg = ModelConfig.from_hf(hf_model.config.to_dict())
-    device = torch.device("cuda")
-    with torch.device(device):
+    with torch.device("cuda"):
         model = CausalLM(cfg).to(torch.bfloat16).eval()
     state = hf_model.state_dict()
     for name, module in model.named_modules():
         if isinstance(module, Linear):
             module.precise = DenseLinear(torch.cat([state[f"{p}.weight"] for p in module.checkpoint_names(name)]), None)
     model.load_state_dict({k: v for k, v in state.items() if "proj" not in k}, strict=False)
+    return model, cfg
+
+
+VARIANTS = ("bf16", "fp8", "fp8+fp8-attention", "nvfp4-emulated")
+
+
+def ours(hf_model, cases: list[tuple[int, int]], eager: bool,
+         variants: tuple[str, ...] = VARIANTS) -> dict[str, dict[tuple[int, int], float]]:
+    device = torch.device("cuda")
+    model, cfg = ours_model(hf_model)
     layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim)
     kv = KVCache(layout, layout.blocks_for(max(c + n for c, n in cases)), device)
     if not eager:
         model.compile_regions()
     results = {}
-    for variant in ("bf16", "fp8", "nvfp4-emulated"):
+    for variant in variants:
         if variant != "bf16":
-            attach_quantized(model, variant.split("-")[0])
+            attach_quantized(model, variant.split("-")[0].split("+")[0])
         results[variant] = {}
         for cached, new in cases:
             batch = prefill_batch(cached, new, 32, device)
             batch.num_quantized = 0 if variant == "bf16" else new
+            batch.num_quantized_segments = int(variant != "bf16")
+            batch.fp8_attention = variant.endswith("fp8-attention")
             with torch.inference_mode():
                 results[variant][cached, new] = median_ms(lambda: model(batch, kv))
         for module in model.modules():
@@ -150,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated: N (a whole prompt of N tokens) or C+N (N new tokens after C cached)")
     p.add_argument("--eager", action="store_true",
                    help="run our layers eagerly (default: compiled, as the engine runs them on a GPU)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of " + ", ".join(VARIANTS))
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("bench prefill needs a CUDA GPU")
@@ -159,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         hf = random_model("qwen3", args.shape, vocab_size=151936).eval()
     hf.config._attn_implementation = "sdpa"
     results = {"transformers-bf16": transformers_bf16(hf, cases)}
-    results.update({f"ours-{k}": v for k, v in ours(hf, cases, args.eager).items()})
+    variants = tuple(args.variants.split(","))
+    results.update({f"ours-{k}": v for k, v in ours(hf, cases, args.eager, variants).items()})
     card = torch.cuda.get_device_name()
     print(f"\nprefill of one sequence, {args.shape} random weights, {card}, torch {torch.__version__}, "
           f"ours {'eager' if args.eager else 'compiled'}")

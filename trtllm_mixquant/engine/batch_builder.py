@@ -37,12 +37,13 @@ def split_chunks(chunks: list[tuple[Sequence, int]]) -> list[Segment]:
     return quantized + precise
 
 
-def build_step(chunks: list[tuple[Sequence, int]], block_size: int) -> tuple[StepBatch, LogitRows]:
+def build_step(chunks: list[tuple[Sequence, int]], block_size: int,
+               fp8_attention: bool = False) -> tuple[StepBatch, LogitRows]:
     """Host-side batch preparation: one small group of tensor ops per segment, none per token."""
     segments = split_chunks(chunks)
     ids, positions, slots, query_start, context_lens, tables = [], [], [], [0], [], []
     next_rows, score_rows = [], []
-    num_quantized = 0
+    num_quantized = quantized_segments = 0
     for seg in segments:
         row0, n = query_start[-1], seg.end - seg.start
         pos = torch.arange(seg.start, seg.end)
@@ -55,6 +56,7 @@ def build_step(chunks: list[tuple[Sequence, int]], block_size: int) -> tuple[Ste
         tables.append(seg.seq.block_table)
         if seg.start < seg.seq.quantized_until:
             num_quantized += n
+            quantized_segments += 1
         if seg.seq.logits_positions is not None:
             lo, hi = max(seg.seq.logits_positions[0], seg.start), min(seg.seq.logits_positions[1], seg.end)
             score_rows += [(row0 + p - seg.start, seg.seq, p) for p in range(lo, hi)]
@@ -73,5 +75,7 @@ def build_step(chunks: list[tuple[Sequence, int]], block_size: int) -> tuple[Ste
         max_context_len=max(context_lens),
         logits_indices=torch.tensor([r for r, _ in next_rows] + [r for r, _, _ in score_rows], dtype=torch.long),
         num_kv_tokens=sum(context_lens),
+        num_quantized_segments=quantized_segments,
+        fp8_attention=fp8_attention,
     )
     return batch, LogitRows([s for _, s in next_rows], [(s, p) for _, s, p in score_rows])

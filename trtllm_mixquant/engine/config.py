@@ -27,6 +27,7 @@ class EngineConfig:
     max_step_tokens: int = 4096  # tokens computed in one step (chunked prefill beyond)
     cuda_graphs: bool = True  # GPU: replay decode steps from CUDA graphs
     compile_regions: bool = True  # GPU: torch.compile each layer's two regions around attention
+    fp8_attention: bool = False  # the quantized prompt tokens' attention in FP8 too (Q, K, V per-head scaled)
     backend: str = "pytorch"  # which engine implementation runs it (`trtllm_mixquant.engine.BACKENDS`)
 
     def __post_init__(self):
@@ -60,11 +61,13 @@ def add_engine_arguments(p: argparse.ArgumentParser, device: bool = True) -> Non
                    help="tokens computed in one step; longer prompts are prefilled in chunks")
     p.add_argument("--enforce-eager", action="store_true",
                    help="on a GPU, run without torch.compile and CUDA graphs: starts in seconds, steps run slower")
+    p.add_argument("--fp8-attention", action="store_true",
+                   help="prefill the quantized prompt tokens' attention in FP8 as well (the KV cache stays BF16)")
 
 
 def engine_config_from_args(args: argparse.Namespace, engine_dir: Path) -> EngineConfig:
     config = EngineConfig(engine_dir, mode=args.mode, num_precise_prompt_tokens=args.num_precise_prompt_tokens,
                           device=getattr(args, "device", "auto"), dtype=args.dtype,
                           kv_cache_blocks=args.kv_cache_blocks, max_num_seqs=args.max_num_seqs,
-                          max_step_tokens=args.max_step_tokens)
+                          max_step_tokens=args.max_step_tokens, fp8_attention=args.fp8_attention)
     return config.eager() if args.enforce_eager else config

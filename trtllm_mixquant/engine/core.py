@@ -42,6 +42,7 @@ class EngineCore:
         self.scheduler = Scheduler(self.blocks, config.max_num_seqs, config.max_step_tokens)
         self.requests: dict[str, Sequence] = {}
         self.receiving: dict[str, int] = {}  # reserved request -> tokens of KV that will arrive
+        self.fp8_attention = config.fp8_attention
 
     # ---- requests ------------------------------------------------------------------------------
     def add(self, request: EngineRequest) -> None:
@@ -117,7 +118,7 @@ class EngineCore:
         chunks = self.scheduler.schedule()
         if not chunks:
             return []
-        batch, rows = build_step(chunks, self.layout.block_size)
+        batch, rows = build_step(chunks, self.layout.block_size, self.fp8_attention)
         logits = self.runner.forward(batch)
         for seq, n in chunks:
             seq.num_computed += n

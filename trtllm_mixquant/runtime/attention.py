@@ -6,6 +6,10 @@
 | one whole prompt (one segment, nothing cached) | causal SDPA, cuDNN first: on an H200 592 TFLOP/s at 8K tokens against 286 for the flash backend SDPA picks by default |
 | anything else on CUDA in bf16/fp16 (chunked prefill, a turn over a cached prefix, mixed steps) | each segment's keys and values gathered from its blocks into one packed [sum(context_lens)] tensor, then variable-length flash attention with bottom-right causal alignment (the packing is computed once per step: `pack_kv`) |
 | anything else (CPU, fp32) | keys and values gathered into a padded [S, max_context_len] tensor, masked SDPA |
+
+With `fp8_attention` (an engine option), the prompt rows the quantized weights prefill also attend
+in FP8 (`kernels.fp8_prefill_attention` on sm_89+, its PyTorch reference elsewhere); decode and the
+precise rows stay BF16, as does the KV cache.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from trtllm_mixquant.runtime.batch import PackedKV, StepBatch
+from trtllm_mixquant.runtime.kernels.fp8_attention_reference import fp8_attention_reference
 
 PREFILL_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                     SDPBackend.MATH]  # in order of preference; SDPA skips those that can't take the inputs
@@ -40,11 +45,45 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: 
         from trtllm_mixquant.runtime.kernels.paged_decode import paged_decode_attention
 
         return paged_decode_attention(q, k_cache, v_cache, batch.block_tables, batch.context_lens, block_size, scale)
+    if batch.fp8_attention and batch.num_quantized > 0 and batch.max_query_len > 1:
+        return fp8_quantized_rows_attention(q, k, v, k_cache, v_cache, batch, block_size, scale)
+    return bf16_attention(q, k, v, k_cache, v_cache, batch, block_size, scale)
+
+
+def bf16_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor,
+                   v_cache: torch.Tensor, batch: StepBatch, block_size: int, scale: float) -> torch.Tensor:
     if is_whole_prompt(batch):
         return causal_prompt_attention(q, k, v, scale)
     if batch.packed_kv is not None:
         return varlen_attention(q, k_cache, v_cache, batch, scale)
     return masked_attention(q, k_cache, v_cache, batch, block_size, scale)
+
+
+def fp8_quantized_rows_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor,
+                                 v_cache: torch.Tensor, batch: StepBatch, block_size: int,
+                                 scale: float) -> torch.Tensor:
+    """The quantized rows (the first `num_quantized_segments` segments) in FP8; any precise rows of a
+    mixed step in BF16 (then computed for the whole step, and the quantized rows replaced)."""
+    n = batch.num_quantized_segments
+    if is_whole_prompt(batch):
+        keys, values, cu_k = k, v, batch.query_start.int()
+    else:
+        slots, kv_start = ((batch.packed_kv.slots, batch.packed_kv.cu_seqlens_k) if batch.packed_kv is not None
+                           else packed_kv_slots(batch, block_size))
+        keys, values, cu_k = k_cache[slots].to(q.dtype), v_cache[slots].to(q.dtype), kv_start.int()
+    cu_q = batch.query_start[:n + 1].int()
+    rows = batch.num_quantized
+    if q.is_cuda and torch.cuda.get_device_capability(q.device) >= (8, 9):
+        from trtllm_mixquant.runtime.kernels.fp8_prefill_attention import fp8_prefill_attention
+
+        quantized = fp8_prefill_attention(q[:rows], keys, values, cu_q, cu_k[:n + 1], batch.max_query_len, scale)
+    else:
+        quantized = fp8_attention_reference(q[:rows], keys, values, cu_q, cu_k[:n + 1], scale)
+    if rows == q.shape[0]:
+        return quantized
+    out = bf16_attention(q, k, v, k_cache, v_cache, batch, block_size, scale)
+    out[:rows] = quantized
+    return out
 
 
 def is_whole_prompt(batch: StepBatch) -> bool:

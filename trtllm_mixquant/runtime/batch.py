@@ -37,6 +37,8 @@ class StepBatch:
     logits_indices: torch.Tensor  # [R] int64, token rows whose logits are wanted
     num_kv_tokens: int | None = None  # sum(context_lens) when the host knows it (saves a device sync)
     packed_kv: PackedKV | None = None  # set on the device when the step's attention packs segments
+    num_quantized_segments: int = 0  # the first segments, whose rows are [0, num_quantized)
+    fp8_attention: bool = False  # the quantized rows' prompt attention runs in FP8 (`kernels.fp8_prefill_attention`)
 
     @property
     def num_tokens(self) -> int:
