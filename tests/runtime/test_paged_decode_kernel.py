@@ -136,8 +136,9 @@ def test_default_num_splits_follows_the_rule():
 @pytest.mark.parametrize("batch, num_kv_heads, max_blocks, num_sms, expected", [
     (1, 8, 1024, 132, 33),  # Qwen3-8B, one 32K-token sequence at block 32: 264 programs
     (16, 8, 1024, 132, 3),  # 128 programs -> 384
-    (32, 8, 1024, 132, 2),
-    (33, 8, 1024, 132, 1),  # already 264 programs: no split, no workspace
+    (32, 8, 1024, 132, 3),  # 256 programs fill the GPU: ~4 per SM
+    (64, 8, 1024, 132, 2),
+    (67, 8, 1024, 132, 1),  # already 536 programs: no split, no workspace
     (1, 8, 4, 132, 4),  # never more splits than block-table columns
     (1, 1, 4096, 132, 264),
     (2, 8, 0, 132, 1),  # an empty block table still launches one split

@@ -29,7 +29,7 @@ from trtllm_mixquant.random_model import random_model
 
 
 def copy_bandwidth(nbytes: int = 1 << 30) -> float:
-    """Bytes/s of a device-to-device copy (each byte counted once, read + write = 2 bytes of traffic)."""
+    """Bytes/s of memory traffic in a device-to-device copy (each byte read once and written once)."""
     a = torch.empty(nbytes, dtype=torch.uint8, device="cuda").random_()
     b = torch.empty_like(a)
     b.copy_(a)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         hf = random_model("qwen3", args.shape, vocab_size=151936).eval()
     hf.config._attn_implementation = "sdpa"
     weight_bytes = sum(t.numel() * t.element_size() for t in hf.state_dict().values())
-    roofline = copy_bandwidth() / 2 / weight_bytes  # one full read of the weights per decode step
+    roofline = copy_bandwidth() / weight_bytes  # one full read of the weights per decode step
     model, cfg = ours_model(hf)
     longest = max(b * (n + args.new_tokens) for b, n in cases)
     layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim)

@@ -41,7 +41,8 @@ def agentic_accuracy(llm, tasks: list[AgentTask], modes: list[str], max_tokens: 
             for dp in task.decision_points:
                 prompt = llm.tokens(llm.tokenizer.apply_chat_template(dp.messages, tools=task.tools,
                                                                       add_generation_prompt=True, tokenize=False))
-                out = llm.generate(prompt, SamplingParams(max_tokens=max_tokens), mode=mode)[0]
+                room = llm.rules.max_seq_len - len(prompt)  # a reply cut here is wrong anyway
+                out = llm.generate(prompt, SamplingParams(max_tokens=min(max_tokens, room)), mode=mode)[0]
                 reply = llm.tokenizer.decode(out.content_ids, skip_special_tokens=False)
                 right.append(dp.is_correct(reply))
                 output_tokens += len(llm.tokens(dp.target_text)) + 1  # the reply and its end token
