@@ -16,6 +16,7 @@ commands:
   generate       complete prompts offline (quantized prefill, BF16 decode)
   serve          OpenAI-compatible HTTP server (disaggregated or colocated workers)
   triton         serve with Triton Inference Server (tritonserver fetched once)
+  worker         one NVIDIA Dynamo worker (context = prefill, generation = decode), as a pod runs it
   triton-repo    write the Triton model repository of an engine pair
   eval           accuracy of bf16 / quantized / mixquant on your engines and data
   bench prefill  prefill throughput on a GPU: ours (BF16, FP8, NVFP4 emulated) vs transformers
@@ -24,11 +25,12 @@ commands:
   bench sessions a 10-turn agent session: prefill tokens and KV bytes saved by reuse
   bench disagg   two GPUs: TTFT split (queue, prefill, KV transfer, first decode) and KV bandwidth
   bench triton   startup and per-request latency through tritonserver vs the engine called directly
+  bench dynamo   startup, TTFT and inter-token latency through NVIDIA Dynamo vs `serve`, same engines
   random-model   write a randomly initialised Hugging Face model (tests, speed work)
 
 Run `trtllm-mixquant COMMAND --help` for a command's options.
 """
-BENCHES = ("prefill", "decode", "serve", "sessions", "disagg", "triton")
+BENCHES = ("prefill", "decode", "serve", "sessions", "disagg", "triton", "dynamo")
 BENCH_USAGE = f"trtllm-mixquant bench {{{','.join(BENCHES)}}} [options]\n\n" + "\n".join(
     line.replace("  bench ", "  ", 1) for line in USAGE.splitlines() if line.startswith("  bench ")) + \
     "\n\nRun `trtllm-mixquant bench NAME --help` for its options."
@@ -74,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         from trtllm_mixquant.triton import cli as triton_cli
 
         return (triton_cli.serve_main if command == "triton" else triton_cli.repo_main)(rest)
+    if command == "worker":
+        from trtllm_mixquant.dynamo.cli import worker_main
+
+        return worker_main(rest)
     if command == "eval":
         from trtllm_mixquant.eval.cli import main as eval_main
 

@@ -10,7 +10,8 @@ import time
 import pytest
 import torch
 
-from tests.server.conftest import free_port, wait_healthy
+from tests.server.conftest import wait_healthy
+from trtllm_mixquant.ports import free_port
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.llm import LLM
 from trtllm_mixquant.engine.sampling import SamplingParams

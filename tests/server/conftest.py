@@ -4,7 +4,6 @@ fp32, an API key), reached with the official `openai` client."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -13,13 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from trtllm_mixquant.ports import free_port
+
 API_KEY = "test-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, str]:

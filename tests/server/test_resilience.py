@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.server.conftest import free_port, http, metric, wait_healthy
+from tests.server.conftest import http, metric, wait_healthy
+from trtllm_mixquant.ports import free_port
 
 pytestmark = pytest.mark.slow  # real servers or worker processes
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from tests.server.conftest import free_port, wait_healthy
+from tests.server.conftest import wait_healthy
+from trtllm_mixquant.ports import free_port
 from tests.server.scripted_model import CALL, write_scripted_model
 from trtllm_mixquant.builder.pipeline import BuildOptions, build_engines
 

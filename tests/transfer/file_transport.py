@@ -15,6 +15,7 @@ from trtllm_mixquant.transfer.base import PeerInfo, kv_bytes, pool_info
 
 class FileKVTransport:
     replaceable = True
+    supports_pull = False
 
     def __init__(self, name: str, kv, folder: str):
         self.kv, self.folder = kv, Path(folder)

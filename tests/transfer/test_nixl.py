@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import time
 from dataclasses import replace
 
 import pytest
 import torch
 
-from trtllm_mixquant.transfer.base import KVLayoutError
+from trtllm_mixquant.transfer.base import KVLayoutError, PeerInfo
 from trtllm_mixquant.transfer.nixl import NixlKVTransport, block_runs
 from trtllm_mixquant.manifest import KVCacheLayout
 from trtllm_mixquant.runtime.kv_cache import KVCache
@@ -81,3 +83,54 @@ def test_mismatched_dtypes_are_refused():
     b = NixlKVTransport("d", KVCache(replace(LAYOUT, dtype="float32"), 4, torch.device("cpu")))
     with pytest.raises(KVLayoutError, match="dtype: 'bfloat16' vs 'float32'"):
         a.connect(b.info)
+
+
+def test_a_reader_pulls_held_blocks_and_the_holder_is_told():
+    """Pull mode: only the reader knows the holder (from its wire-format `PeerInfo`, as Dynamo's
+    request metadata carries it); the holder learns from the read's notification that it may free."""
+    src_kv = KVCache(LAYOUT, 12, torch.device("cpu"))
+    dst_kv = KVCache(LAYOUT, 10, torch.device("cpu"))
+    src_kv.k_blocks.normal_()
+    src_kv.v_blocks.normal_()
+    holder, reader = NixlKVTransport("holder", src_kv), NixlKVTransport("reader", dst_kv)
+    reader.connect(PeerInfo.from_wire(json.loads(json.dumps(holder.info.to_wire()))))
+    src, dst = [5, 6, 7, 1], [0, 1, 2, 9]
+    assert reader.fetch("req-9", "holder", src, dst) == 4 * LAYOUT.block_size * LAYOUT.bytes_per_token()
+    fetched, read = [], []
+
+    def both_done():
+        fetched.extend(reader.poll_fetched())
+        read.extend(holder.poll_read())
+        return fetched and read
+    wait(both_done)
+    assert fetched == [("req-9", True)] and read == ["req-9"]
+    assert holder.poll_received() == [] and reader.poll_received() == []  # a read is not a landed write
+    for s, d in zip(src, dst):
+        assert torch.equal(dst_kv.k_blocks[:, d], src_kv.k_blocks[:, s])
+        assert torch.equal(dst_kv.v_blocks[:, d], src_kv.v_blocks[:, s])
+
+
+def test_a_read_from_a_dead_holder_fails_cleanly():
+    holder = NixlKVTransport("gone", KVCache(LAYOUT, 4, torch.device("cpu")))
+    reader = NixlKVTransport("reader2", KVCache(LAYOUT, 4, torch.device("cpu")))
+    reader.connect(holder.info)
+    del holder
+    gc.collect()
+    try:
+        reader.fetch("req-x", "gone", [0], [0])
+    except RuntimeError:
+        return  # refused at once
+    assert wait(reader.poll_fetched) == [("req-x", False)]
+
+
+def test_a_reader_can_release_held_kv_without_reading_it_whatever_its_layout():
+    holder = NixlKVTransport("holder3", KVCache(LAYOUT, 4, torch.device("cpu")))
+    reader = NixlKVTransport("reader3", KVCache(replace(LAYOUT, block_size=8), 4, torch.device("cpu")))
+    reader.release("req-r", holder.info)
+    read = []
+
+    def released():  # the reader's own polling progresses its UCX worker, as in the workers' loop
+        reader.poll_received()
+        read.extend(holder.poll_read())
+        return read
+    assert wait(released) == ["req-r"]

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.server.conftest import free_port
+from trtllm_mixquant.ports import free_port
 from trtllm_mixquant.engine.llm import LLM
 from trtllm_mixquant.engine.sampling import SamplingParams
 

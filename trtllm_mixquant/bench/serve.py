@@ -27,6 +27,7 @@ class Sample:
     latency: float
     ttft: float
     completion_tokens: int
+    itl: float  # mean seconds between the streamed chunks after the first
 
 
 def prompt(i: int, words: int) -> str:
@@ -35,7 +36,7 @@ def prompt(i: int, words: int) -> str:
 
 def one_request(url: str, headers: dict, body: dict) -> Sample:
     start = time.perf_counter()
-    ttft, tokens = None, 0
+    ttft, tokens, arrivals = None, 0, []
     with requests.post(url + "/v1/completions", json=body, headers=headers, stream=True, timeout=600) as r:
         r.raise_for_status()
         for line in r.iter_lines():
@@ -44,14 +45,18 @@ def one_request(url: str, headers: dict, body: dict) -> Sample:
             chunk = json.loads(line[6:])
             if "error" in chunk:
                 raise RuntimeError(chunk["error"]["message"])
+            if chunk["choices"] and chunk["choices"][0].get("text"):
+                arrivals.append(time.perf_counter())
             if ttft is None and chunk["choices"]:
                 ttft = time.perf_counter() - start
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
-    return Sample(time.perf_counter() - start, ttft or 0.0, tokens)
+    itl = (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1) if len(arrivals) > 1 else 0.0
+    return Sample(time.perf_counter() - start, ttft or 0.0, tokens, itl)
 
 
 def run(url: str, headers: dict, base: dict, concurrency: int, n: int, words: int) -> dict:
+    """`n` streamed requests from `concurrency` clients: rates, latency and TTFT percentiles, median ITL."""
     bodies = [{**base, "prompt": prompt(i + 1000 * concurrency, words)} for i in range(n)]
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -61,7 +66,8 @@ def run(url: str, headers: dict, base: dict, concurrency: int, n: int, words: in
     return {"concurrency": concurrency, "requests": n, "rps": n / wall,
             "tokens_per_s": sum(s.completion_tokens for s in samples) / wall,
             "p50_s": float(np.percentile(lat, 50)), "p99_s": float(np.percentile(lat, 99)),
-            "ttft_p50_s": float(np.percentile(ttft, 50)), "ttft_p99_s": float(np.percentile(ttft, 99))}
+            "ttft_p50_s": float(np.percentile(ttft, 50)), "ttft_p99_s": float(np.percentile(ttft, 99)),
+            "itl_p50_s": float(np.percentile([s.itl for s in samples], 50))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,11 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         base["mixquant"] = {"mode": args.mode}
     run(url, headers, base, 1, 2, args.prompt_words)  # warm-up
     print(f"{'clients':>7} {'requests':>8} {'req/s':>7} {'tok/s':>7} {'p50 s':>7} {'p99 s':>7} {'ttft p50':>8} "
-          f"{'ttft p99':>8}")
+          f"{'ttft p99':>8} {'itl p50':>8}")
     for c in (int(x) for x in args.concurrency.split(",")):
         r = run(url, headers, base, c, args.requests, args.prompt_words)
         print(f"{c:>7} {r['requests']:>8} {r['rps']:>7.2f} {r['tokens_per_s']:>7.1f} {r['p50_s']:>7.3f} "
-              f"{r['p99_s']:>7.3f} {r['ttft_p50_s']:>8.3f} {r['ttft_p99_s']:>8.3f}")
+              f"{r['p99_s']:>7.3f} {r['ttft_p50_s']:>8.3f} {r['ttft_p99_s']:>8.3f} {r['itl_p50_s']:>8.4f}")
     return 0
 
 

@@ -1,14 +1,18 @@
-"""How the orchestrator and a worker talk: the `WorkerChannel` interface (worker side) and its
-one-host implementation over a multiprocessing queue and a pipe.
+"""How a worker talks to whoever drives it: the `WorkerChannel` interface (worker side), its
+one-host implementation for the orchestrator's worker processes (a multiprocessing queue and a
+pipe), and one for a worker running in a thread of a server's own process (a Dynamo worker).
 
-Worker code sees only `recv`, `send` and `closed`, so workers that live in other processes started
-by someone else (Dynamo, Kubernetes pods) can get another channel without changing them.
+Worker code sees only `recv`, `send` and `closed`, so workers started by someone else (Dynamo,
+Kubernetes pods) get another channel without any change to them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
+import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
@@ -45,3 +49,31 @@ class ProcessChannel:
 
     def closed(self) -> bool:
         return os.getppid() != self.parent
+
+
+class ThreadChannel:
+    """A worker stepping in a thread of an asyncio server: the server `put`s messages in its inbox,
+    and each message the worker sends is handed to `deliver` on the server's event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Callable[[Any], None]):
+        self.loop, self.deliver = loop, deliver
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.stopped = threading.Event()
+
+    def put(self, message: Any) -> None:
+        self.inbox.put(message)
+
+    def recv(self, timeout: float | None) -> Any | None:
+        try:
+            return self.inbox.get(timeout=timeout) if timeout else self.inbox.get_nowait()
+        except queue.Empty:
+            return None
+
+    def send(self, message: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.deliver, message)
+        except RuntimeError:  # the loop is closed: the server has gone
+            self.stopped.set()
+
+    def closed(self) -> bool:
+        return self.stopped.is_set()

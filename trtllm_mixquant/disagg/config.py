@@ -45,6 +45,8 @@ class WorkerSpec:
     transport: str | None = None  # import path of the KV transport (None: colocated, no transfer)
     transport_options: dict[str, Any] = field(default_factory=dict)
     incarnation: int = 0  # how many times this worker was replaced
+    hold_seconds: float = 60.0  # context worker, pull: how long prefilled KV waits for its reader
+    kv_events: bool = False  # report the prefix cache's stored and evicted blocks (`messages.KVEvents`)
 
     @property
     def id(self) -> str:

@@ -10,33 +10,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trtllm_mixquant.engine.base import BlockUsage
+from trtllm_mixquant.engine.base import BlockUsage, KVEvent
 from trtllm_mixquant.engine.sampling import SamplingParams
 from trtllm_mixquant.transfer.base import PeerInfo
 
 
 # ---- orchestrator -> worker --------------------------------------------------------------------
 @dataclass
+class KVSource:
+    """Where a prefilled request's KV waits to be read (pull): the holding worker and its blocks, in
+    the request's block order."""
+
+    peer: PeerInfo
+    blocks: list[int]
+    hold_seconds: float  # how long the holder keeps them unread
+
+
+@dataclass
 class Admit:
     """Generation/colocated worker: take a request. Its first `receive_until` tokens' KV will arrive
-    from a context worker; `quantized_until` is the phase rule (see `Sequence`)."""
+    from a context worker (written into the blocks this worker reserves, or read from `source`);
+    `quantized_until` is the phase rule (see `Sequence`)."""
 
     request_id: str
     token_ids: list[int]
     params: SamplingParams
     quantized_until: int
     receive_until: int
+    source: KVSource | None = None
 
 
 @dataclass
 class Prefill:
-    """Context worker: prefill `token_ids`, then write blocks [first_block, ...) into peer `dest`'s `dst_blocks`."""
+    """Context worker: prefill `token_ids`, then write blocks [first_block, ...) into peer `dest`'s
+    `dst_blocks`; with no `dest`, hold the blocks until a peer has read them (`WorkerSpec.hold_seconds`)."""
 
     request_id: str
     token_ids: list[int]
-    dest: str
-    first_block: int
-    dst_blocks: list[int]
+    dest: str | None = None
+    first_block: int = 0
+    dst_blocks: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -53,6 +66,15 @@ class KVWontCome:
     """Generation worker: the context worker never started sending this request's KV."""
 
     request_id: str
+
+
+@dataclass
+class Release:
+    """Generation worker, pull: this request will not read the KV `source` holds for it (refused or
+    cancelled before it was admitted); tell the holder, so that it frees the blocks now."""
+
+    request_id: str
+    source: KVSource
 
 
 @dataclass
@@ -95,6 +117,7 @@ class Prefilled:
     cached_tokens: int
     computed_tokens: int
     seconds: float  # from the Prefill order's arrival to the KV being ready
+    blocks: list[int] = field(default_factory=list)  # held for a reader (Prefill without dest)
 
 
 @dataclass
@@ -135,6 +158,14 @@ class Failed:
 class Usage:
     worker: str
     usage: BlockUsage
+
+
+@dataclass
+class KVEvents:
+    """Prefix-cache blocks stored and evicted since the last report (`WorkerSpec.kv_events`)."""
+
+    worker: str
+    events: list[KVEvent]
 
 
 @dataclass

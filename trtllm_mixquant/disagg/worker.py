@@ -11,6 +11,12 @@ blocks to free up. Once a context worker may be writing into a reservation, its 
 only when the KV has landed or the orchestrator says it never will (`KVWontCome`); a context
 worker frees a request's blocks once their transfer has ended. Whatever a request carries can fail
 only that request, never the worker.
+
+Push or pull. The one-host orchestrator reserves the generation worker's blocks first and the
+context worker writes into them. Under Dynamo the generation worker is picked once the prefill is
+done, so the context worker holds the prefilled blocks (`Prefill` without a destination) and the
+generation worker reads them (`Admit.source`); the holder frees them when the read has ended, or
+after `WorkerSpec.hold_seconds` if nobody came for them.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from trtllm_mixquant.transfer.base import KVLayoutError
 
 log = logging.getLogger(__name__)
 USAGE_INTERVAL = 0.05  # seconds between block-usage reports while busy
+GONE = "the context worker that prefilled this request is gone; retry"
 
 
 class Worker:
@@ -53,6 +60,10 @@ class Worker:
         self.prefills: dict[str, tuple[m.Prefill, float]] = {}  # context: order and its arrival time
         self.sending: dict[str, tuple[float, int]] = {}  # context: transfers in flight (start, bytes)
         self.refused: dict[str, str] = {}  # peer -> why its KV layout was refused
+        self.holding: dict[str, float] = {}  # context, pull: prefilled requests waiting for a reader -> deadline
+        self.arrivals: dict[str, float] = {}  # generation, pull: when an admission that reads its KV arrived
+        if spec.kv_events:
+            self.backend.enable_kv_events()
         self.last_usage, self.last_report = None, 0.0
         self.running = True
 
@@ -68,6 +79,8 @@ class Worker:
             if self.backend.has_work():
                 self.step()
             self.report_usage()
+            if self.spec.kv_events:
+                self.report_kv_events()
 
     def drain(self, block: bool) -> None:
         msg = self.channel.recv(0.05 if block else 0)
@@ -86,6 +99,8 @@ class Worker:
 
     def handle(self, msg) -> None:
         if isinstance(msg, m.Admit):
+            if msg.source is not None:
+                self.arrivals[msg.request_id] = time.monotonic()
             self.waiting.append(msg)
         elif isinstance(msg, m.Prefill):
             if msg.dest in self.refused:
@@ -96,6 +111,8 @@ class Worker:
             self.active.add(msg.request_id)
         elif isinstance(msg, m.Cancel):
             self.cancel(msg.request_id, msg.kv_may_arrive)
+        elif isinstance(msg, m.Release):
+            self.let_go(msg.request_id, msg.source)
         elif isinstance(msg, m.KVWontCome):
             if msg.request_id in self.receiving:
                 self.release(msg.request_id)
@@ -124,19 +141,53 @@ class Worker:
             try:
                 reservation = self.backend.reserve(request, msg.receive_until)
             except Exception as err:
-                self.waiting.popleft()
-                self.fail(msg.request_id, err)
+                self.fail(msg.request_id, err)  # drops it from `waiting` and lets its KV source go
                 continue
             if reservation is None:
                 return  # wait for blocks to free up
             self.waiting.popleft()
-            if reservation.blocks:
-                self.receiving[msg.request_id] = False
-                self.transport.expect(msg.request_id, reservation.blocks)
-            else:
-                self.start(msg.request_id)
+            try:
+                self.receive(msg, reservation)
+            except Exception as err:
+                self.fail(msg.request_id, err)
+                continue
             self.channel.send(m.Admitted(self.id, msg.request_id, reservation.cached_tokens, reservation.first_block,
                                          reservation.blocks))
+
+    def receive(self, msg: m.Admit, reservation) -> None:
+        """Wait for the KV in the reserved blocks (push), or start reading it from its holder (pull)."""
+        arrived, source = self.arrivals.pop(msg.request_id, None), msg.source
+        if not reservation.blocks:  # nothing to receive: the prefix cache holds it all
+            if source is not None:
+                self.let_go(msg.request_id, source)
+            self.start(msg.request_id)
+            return
+        if source is None:
+            self.receiving[msg.request_id] = False
+            self.transport.expect(msg.request_id, reservation.blocks)
+            return
+        if time.monotonic() - arrived > source.hold_seconds / 2:  # the holder may have freed the blocks meanwhile
+            self.let_go(msg.request_id, source)
+            raise ServingError(f"this request waited too long for KV blocks; its prefilled KV on {source.peer.name} "
+                               "may be gone (retry, or give the generation workers more --kv-cache-blocks)")
+        first = reservation.first_block
+        try:
+            self.transport.connect(source.peer)  # checks the layouts (KVLayoutError), once per peer
+            self.transport.fetch(msg.request_id, source.peer.name,
+                                 source.blocks[first:first + len(reservation.blocks)], reservation.blocks)
+        except KVLayoutError:
+            raise
+        except Exception as err:
+            log.error("could not read the KV of %s from %s: %s", msg.request_id, source.peer.name, err)
+            raise ServingError(GONE) from err
+        self.receiving[msg.request_id] = False
+
+    def let_go(self, request_id: str, source: m.KVSource) -> None:
+        """Pull: tell the holder of this request's KV that it will not be read."""
+        try:
+            self.transport.release(request_id, source.peer)
+        except Exception as err:  # the holder frees it after its hold_seconds anyway
+            log.warning("could not tell %s to free the KV of %s: %s", source.peer.name, request_id, err)
 
     def start(self, request_id: str) -> None:
         self.active.add(request_id)
@@ -149,14 +200,25 @@ class Worker:
 
     # ---- transfers -------------------------------------------------------------------------
     def poll_transfers(self) -> None:
-        for request_id in self.transport.poll_received():
+        landed = [(request_id, True) for request_id in self.transport.poll_received()]
+        if self.transport.supports_pull:
+            landed += self.transport.poll_fetched()
+            for request_id in self.transport.poll_read():
+                self.unhold(request_id)
+            now = time.monotonic()
+            for request_id in [r for r, deadline in self.holding.items() if deadline < now]:
+                log.warning("nobody read the KV of %s within %.0f s; freeing it", request_id, self.spec.hold_seconds)
+                self.unhold(request_id)
+        for request_id, ok in landed:
             if request_id not in self.receiving:
                 continue
             if self.receiving.pop(request_id):  # cancelled while the KV was on its way
                 self.backend.abort(request_id)
-            else:
+            elif ok:
                 self.backend.kv_arrived(request_id)
                 self.start(request_id)
+            else:
+                self.fail(request_id, ServingError(GONE))
         for request_id, ok in self.transport.poll_sent():
             started, nbytes = self.sending.pop(request_id)
             self.backend.abort(request_id)  # its blocks stay in the prefix cache
@@ -169,6 +231,11 @@ class Worker:
         if self.backend.kv_cache.k.is_cuda:
             torch.cuda.current_stream().synchronize()  # the KV must be written before the transport reads it
         now = time.monotonic()
+        if order.dest is None:  # pull: hold the blocks for a reader
+            self.holding[request_id] = now + self.spec.hold_seconds
+            self.channel.send(m.Prefilled(self.id, request_id, update.num_cached_prompt, update.num_computed_prompt,
+                                          now - arrived, self.backend.kv_blocks(request_id)))
+            return
         self.channel.send(m.Prefilled(self.id, request_id, update.num_cached_prompt, update.num_computed_prompt,
                                       now - arrived))
         src = self.backend.kv_blocks(request_id)[order.first_block:order.first_block + len(order.dst_blocks)]
@@ -200,6 +267,10 @@ class Worker:
             self.channel.send(m.Tokens(self.id, update.request_id, update.token_ids, update.finish_reason,
                                        update.num_cached_prompt, None if started is None else time.monotonic() - started))
 
+    def unhold(self, request_id: str) -> None:
+        if self.holding.pop(request_id, None) is not None:
+            self.backend.abort(request_id)  # its blocks stay in the prefix cache
+
     def cancel(self, request_id: str, kv_may_arrive: bool) -> None:
         if request_id in self.receiving and not kv_may_arrive:
             self.release(request_id)
@@ -222,8 +293,11 @@ class Worker:
         """Drop a request. Its blocks are freed now, or once no KV can still move into them (a
         reservation a context worker may be writing into) or out of them (a transfer in flight, which
         it returns True for)."""
-        self.waiting = deque(a for a in self.waiting if a.request_id != request_id)
-        for table in (self.runnable, self.prefills):
+        for admission in [a for a in self.waiting if a.request_id == request_id]:
+            self.waiting.remove(admission)
+            if admission.source is not None:
+                self.let_go(request_id, admission.source)
+        for table in (self.runnable, self.prefills, self.arrivals, self.holding):
             table.pop(request_id, None)
         self.active.discard(request_id)
         if request_id in self.receiving:
@@ -239,6 +313,11 @@ class Worker:
         if usage != self.last_usage and (now - self.last_report > USAGE_INTERVAL or not self.backend.has_work()):
             self.channel.send(m.Usage(self.id, usage))
             self.last_usage, self.last_report = usage, now
+
+    def report_kv_events(self) -> None:
+        events = self.backend.kv_events()
+        if events:
+            self.channel.send(m.KVEvents(self.id, events))
 
     def check_blocks(self) -> None:
         try:

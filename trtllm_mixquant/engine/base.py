@@ -8,6 +8,7 @@ keeps its own sequences and KV manager (a TensorRT-LLM executor) can implement i
 Disaggregated serving adds three calls: a generation worker `reserve`s the blocks a request's KV
 will arrive in, says when it `kv_arrived`, and a context worker reads which `kv_blocks` hold a
 prefilled request before it sends them. `abort` ends a request in any state and frees its blocks.
+A backend can also report its prefix cache's changes (`kv_events`) for a KV-aware router.
 """
 
 from __future__ import annotations
@@ -75,6 +76,18 @@ class Reservation:
 
 
 @dataclass(frozen=True)
+class KVEvent:
+    """A full block entering ("stored") or leaving ("removed") the prefix cache. Blocks chain by hash:
+    a block's hash covers its parent's, its tokens and its phase (how many of them are quantized)."""
+
+    kind: str
+    block_hash: int
+    parent_hash: int | None = None  # stored: the previous block's (None: the first block)
+    token_ids: tuple[int, ...] = ()  # stored: the block's tokens
+    quantized_tokens: int = 0  # stored: how many of them went through the quantized weights
+
+
+@dataclass(frozen=True)
 class BlockUsage:
     total: int
     free: int  # no request holds them (cached prefixes among them, reusable)
@@ -104,6 +117,11 @@ class EngineBackend(Protocol):
     def kv_blocks(self, request_id: str) -> list[int]: ...
 
     def block_usage(self) -> BlockUsage: ...
+
+    def kv_events(self) -> list[KVEvent]:
+        """Prefix-cache changes since the last call (for KV-aware routers), once `enable_kv_events` ran."""
+
+    def enable_kv_events(self) -> None: ...
 
     def check_blocks(self) -> None:
         """Raise AssertionError if block ownership is inconsistent (tests)."""

@@ -3,13 +3,15 @@
 A full block is registered under a hash of (previous block's hash, its tokens, how many of its
 tokens were computed with the quantized weights), so a later request with the same prefix under
 the same phase rule reuses its KV instead of prefilling it again. Freed blocks keep their contents
-until they are handed out again (least recently freed first).
+until they are handed out again (least recently freed first). Once `events` is a list, every block
+entering or leaving the prefix cache is recorded there (`KVEvent`) for a KV-aware router.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
+from trtllm_mixquant.engine.base import KVEvent
 from trtllm_mixquant.engine.sequence import Sequence
 from trtllm_mixquant.manifest import KVCacheLayout
 
@@ -22,15 +24,20 @@ class BlockManager:
         self.cached: dict[int, int] = {}  # hash -> block
         self.free: OrderedDict[int, None] = OrderedDict.fromkeys(range(num_blocks))
         self.registered: dict[int, tuple[int, int | None]] = {}  # seq id -> (full blocks hashed, last hash)
+        self.events: list[KVEvent] | None = None  # None: not recorded
 
     @property
     def num_free(self) -> int:
         return len(self.free)
 
-    def _hash(self, seq: Sequence, index: int, prev: int | None) -> int:
+    def _block(self, seq: Sequence, index: int) -> tuple[tuple[int, ...], int]:
+        """A block's tokens and how many of them are quantized."""
         start = index * self.block_size
         quantized = min(max(seq.quantized_until - start, 0), self.block_size)
-        return hash((prev, tuple(seq.token_ids[start:start + self.block_size]), quantized))
+        return tuple(seq.token_ids[start:start + self.block_size]), quantized
+
+    def _hash(self, seq: Sequence, index: int, prev: int | None) -> int:
+        return hash((prev, *self._block(seq, index)))
 
     def _take(self, block: int) -> int:
         if block in self.free:
@@ -63,6 +70,8 @@ class BlockManager:
             block, _ = self.free.popitem(last=False)
             if self.block_hash[block] is not None:
                 self.cached.pop(self.block_hash[block], None)
+                if self.events is not None:
+                    self.events.append(KVEvent("removed", self.block_hash[block]))
                 self.block_hash[block] = None
             self.ref_count[block] = 1
             seq.block_table.append(block)
@@ -73,11 +82,13 @@ class BlockManager:
         done, prev = self.registered.get(seq.id, (0, None))
         full = seq.num_computed // self.block_size
         for index in range(done, full):
-            prev = self._hash(seq, index, prev)
+            parent, prev = prev, self._hash(seq, index, prev)
             block = seq.block_table[index]
             if prev not in self.cached:
                 self.cached[prev] = block
                 self.block_hash[block] = prev
+                if self.events is not None:
+                    self.events.append(KVEvent("stored", prev, parent, *self._block(seq, index)))
         self.registered[seq.id] = (full, prev)
 
     def release(self, seq: Sequence) -> None:

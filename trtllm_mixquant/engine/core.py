@@ -10,7 +10,7 @@ import logging
 
 import torch
 
-from trtllm_mixquant.engine.base import BlockUsage, EngineRequest, Reservation, RequestTooLarge, RequestUpdate
+from trtllm_mixquant.engine.base import BlockUsage, EngineRequest, KVEvent, Reservation, RequestTooLarge, RequestUpdate
 from trtllm_mixquant.engine.batch_builder import build_step
 from trtllm_mixquant.engine.block_manager import BlockManager
 from trtllm_mixquant.engine.config import EngineConfig
@@ -111,6 +111,16 @@ class EngineCore:
 
     def check_blocks(self) -> None:
         self.blocks.check([s for s in self.requests.values()])
+
+    def enable_kv_events(self) -> None:
+        if self.blocks.events is None:
+            self.blocks.events = []
+
+    def kv_events(self) -> list[KVEvent]:
+        if self.blocks.events is None:
+            return []
+        events, self.blocks.events = self.blocks.events, []
+        return events
 
     # ---- one step --------------------------------------------------------------------------------
     def step(self) -> list[RequestUpdate]:

@@ -3,8 +3,11 @@ batched sampler is `engine.sampler`)."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 
 SEED_MIN, SEED_MAX = -(1 << 63), (1 << 63) - 1  # what torch.Generator.manual_seed takes (vLLM's bounds too)
@@ -45,3 +48,10 @@ class SamplingParams:
             problems.append(f"seed must be a 64-bit signed integer, in [{SEED_MIN}, {SEED_MAX}] (got {self.seed})")
         if problems:
             raise ValueError("invalid sampling parameters: " + "; ".join(problems))
+
+
+def sampling_defaults(model_dir: Path) -> dict[str, Any]:
+    """temperature, top_p and top_k from the model's generation_config.json (what requests that leave them out get)."""
+    path = Path(model_dir) / "generation_config.json"
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    return {k: config[k] for k in ("temperature", "top_p", "top_k") if config.get(k) is not None}

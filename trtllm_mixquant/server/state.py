@@ -8,10 +8,9 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from trtllm_mixquant.disagg.orchestrator import Orchestrator
+from trtllm_mixquant.engine.sampling import sampling_defaults
 from trtllm_mixquant.errors import InvalidRequest
 from trtllm_mixquant.frontend.async_engine import AsyncEngine
 from trtllm_mixquant.frontend.chat import ChatPrompt, build_chat_prompt
@@ -21,13 +20,6 @@ from trtllm_mixquant.server.metrics import ServerMetrics
 from trtllm_mixquant.server.protocol import ChatCompletionRequest
 
 log = logging.getLogger(__name__)
-
-
-def sampling_defaults(model_dir: Path) -> dict[str, Any]:
-    """temperature, top_p and top_k from the model's generation_config.json (what requests that leave them out get)."""
-    path = model_dir / "generation_config.json"
-    config = json.loads(path.read_text()) if path.is_file() else {}
-    return {k: config[k] for k in ("temperature", "top_p", "top_k") if config.get(k) is not None}
 
 
 class ServerState:

@@ -5,11 +5,16 @@ Every transport is used the same way, so workers and the orchestrator never bran
 runs: each worker publishes a `PeerInfo` (its pool's layout plus an `address` only its transport
 reads), peers `connect` to each other (layouts are checked once, here), the receiver `expect`s a
 request's KV in its reserved blocks, the sender `send`s, and both poll for completions.
+
+Transports that can also pull (`supports_pull`) let the receiver `fetch` blocks a sender holds,
+for servers that pick the generation worker only once the prefill is done (Dynamo): the sender
+learns through `poll_read` that it may free them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import base64
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from trtllm_mixquant.manifest import KVCacheLayout
@@ -31,6 +36,19 @@ class PeerInfo:
     num_blocks: int
     address: dict[str, Any] = field(default_factory=dict)  # the transport's own (agent metadata, addresses, rank)
 
+    def to_wire(self) -> dict[str, Any]:
+        """A JSON-safe form (bytes in the address as base64), for peers that meet through a server's
+        request metadata rather than through our orchestrator."""
+        address = {k: {"base64": base64.b64encode(v).decode()} if isinstance(v, bytes) else v
+                   for k, v in self.address.items()}
+        return {"name": self.name, "layout": asdict(self.layout), "num_blocks": self.num_blocks, "address": address}
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> PeerInfo:
+        address = {k: base64.b64decode(v["base64"]) if isinstance(v, dict) and "base64" in v else v
+                   for k, v in wire["address"].items()}
+        return cls(wire["name"], KVCacheLayout(**wire["layout"]), int(wire["num_blocks"]), address)
+
     def check_compatible(self, other: PeerInfo) -> None:
         problems = self.layout.mismatches(other.layout)
         if problems:
@@ -43,6 +61,7 @@ class KVTransport(Protocol):
 
     info: PeerInfo
     replaceable: bool  # a dead worker can be replaced alone (False: its group was fixed at start)
+    supports_pull: bool  # implements fetch / poll_fetched / poll_read
 
     @classmethod
     def available(cls) -> bool:
@@ -66,6 +85,19 @@ class KVTransport(Protocol):
 
     def poll_received(self) -> list[str]:
         """Request ids whose KV has fully landed since the last call."""
+
+    # ---- pull (only where supports_pull) ----
+    def fetch(self, request_id: str, peer: str, src_blocks: list[int], dst_blocks: list[int]) -> int:
+        """Receiver: start reading `peer`'s `src_blocks` into our `dst_blocks`; returns the bytes."""
+
+    def poll_fetched(self) -> list[tuple[str, bool]]:
+        """Receiver: (request id, succeeded) for reads that ended since the last call."""
+
+    def release(self, request_id: str, peer: PeerInfo) -> None:
+        """Receiver: tell `peer` we will not read the KV it holds for this request."""
+
+    def poll_read(self) -> list[str]:
+        """Sender: request ids whose KV a peer finished reading (or released) since the last call."""
 
 
 def pool_info(name: str, kv: KVCache, **address: Any) -> PeerInfo:

@@ -15,7 +15,6 @@ NCCL work is polled with `is_completed()` (its `wait()` only orders the CUDA str
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -23,18 +22,14 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from trtllm_mixquant.ports import free_port
 from trtllm_mixquant.runtime.kv_cache import KVCache
 from trtllm_mixquant.transfer.base import PeerInfo, kv_bytes, pool_info
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 class TorchDistKVTransport:
     replaceable = False  # the process group is fixed at start: a dead rank cannot be replaced alone
+    supports_pull = False
     def __init__(self, name: str, kv: KVCache, rank: int, world_size: int, host: str, port: int):
         self.kv = kv
         device = kv.k_blocks.device
@@ -56,7 +51,7 @@ class TorchDistKVTransport:
 
     @classmethod
     def plan(cls, num_workers: int, host: str) -> list[dict]:
-        port = _free_port(host)
+        port = free_port(host)
         return [{"rank": i, "world_size": num_workers, "host": host, "port": port} for i in range(num_workers)]
 
     def connect(self, peer: PeerInfo) -> None:
