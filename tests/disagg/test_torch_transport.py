@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import torch
 
@@ -10,15 +12,13 @@ from trtllm_mixquant.engine.llm import LLM
 from trtllm_mixquant.engine.sampling import SamplingParams
 from trtllm_mixquant.transfer import resolve_transport
 
-from .test_orchestrator import GREEDY, PROMPTS, orchestrator_config, run_all, submit
+from .test_orchestrator import GREEDY, PROMPTS, orchestrator_config, run_all, submit, wait_for_kv_report
 
 pytestmark = pytest.mark.slow  # real servers or worker processes
 
 
 @pytest.fixture(scope="module")
 def orchestrator(tiny_engines):
-    import asyncio
-
     loop = asyncio.new_event_loop()
     orch = Orchestrator(orchestrator_config(tiny_engines("qwen3", "nvfp4"), kv_transport="torch"))
     loop.run_until_complete(orch.start())
@@ -32,6 +32,7 @@ def test_greedy_equals_offline_and_sessions_reuse_kv(orchestrator, tiny_engines)
     llm = LLM(tiny_engines("qwen3", "nvfp4"), mode="mixquant", dtype=torch.float32)
     results, handles = run_all(loop, orch, [llm.tokens(p) for p in PROMPTS])
     assert [ids for ids, _ in results] == [o.token_ids for o in llm.generate(PROMPTS, GREEDY)]
+    wait_for_kv_report(loop, handles[1])
     assert handles[1].timings.kv_bytes > 0
     history = llm.tokens("system: agent. " * 20)
     for turn in range(3):
