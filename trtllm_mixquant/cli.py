@@ -16,6 +16,7 @@ commands:
   generate       complete prompts offline (quantized prefill, BF16 decode)
   serve          OpenAI-compatible HTTP server (disaggregated or colocated workers)
   triton         serve with Triton Inference Server (tritonserver fetched once)
+  deploy         Kubernetes, NVIDIA Dynamo and TensorRT-LLM files for an engine pair
   worker         one NVIDIA Dynamo worker (context = prefill, generation = decode), as a pod runs it
   triton-repo    write the Triton model repository of an engine pair
   eval           accuracy of bf16 / quantized / mixquant on your engines and data
@@ -76,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         from trtllm_mixquant.triton import cli as triton_cli
 
         return (triton_cli.serve_main if command == "triton" else triton_cli.repo_main)(rest)
+    if command == "deploy":
+        from trtllm_mixquant.deploy.cli import main as deploy_main
+
+        return deploy_main(rest)
     if command == "worker":
         from trtllm_mixquant.dynamo.cli import worker_main
 

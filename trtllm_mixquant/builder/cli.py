@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from trtllm_mixquant.builder.quantize import PRECISIONS
+from trtllm_mixquant.deploy.cli import add_deploy_arguments
 from trtllm_mixquant.help_format import HelpFormatter
 from trtllm_mixquant.manifest import DEFAULT_BLOCK_SIZE
 
@@ -54,6 +55,10 @@ def parser() -> argparse.ArgumentParser:
                    help=f"tokens per paged KV-cache block (default: {DEFAULT_BLOCK_SIZE})")
     p.add_argument("--device", default="auto", help="device for calibration: auto, cpu, cuda, cuda:1 (default: auto)")
     p.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
+    p.add_argument("--deploy", default=None, metavar="TARGETS",
+                   help="also write deployments next to the engines (OUTPUT/deploy/TARGET): comma-separated dynamo, "
+                        "kubernetes, trtllm, or all (see `trtllm-mixquant deploy --help`)")
+    add_deploy_arguments(p)
     return p
 
 
@@ -64,7 +69,15 @@ def default_model() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    targets = []
+    if args.deploy:
+        from trtllm_mixquant.deploy.write import TARGETS
+
+        targets = list(TARGETS) if args.deploy == "all" else args.deploy.split(",")
+        if set(targets) - set(TARGETS):
+            p.error(f"--deploy takes {', '.join(TARGETS)} or all (got {args.deploy!r})")
     from trtllm_mixquant.builder.calibration import CalibrationError
     from trtllm_mixquant.builder.pipeline import BuildOptions, build_engines
     from trtllm_mixquant.builder.source import SourceModelError
@@ -92,4 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for phase, path in built.items():
         print(f"{phase:<10} engine: {path}")
+    if targets:
+        from trtllm_mixquant.deploy.cli import deploy
+        from trtllm_mixquant.deploy.spec import DeployError
+
+        try:
+            written = deploy(args, opts.output, targets, opts.output / "deploy")
+        except DeployError as err:
+            print(f"build.py: error: {err} (no deployment was written)", file=sys.stderr)
+            return 2
+        print(f"deployment: {len(written)} files in {opts.output / 'deploy'}")
     return 0

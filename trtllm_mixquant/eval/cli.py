@@ -71,6 +71,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("eval-results"))
     p.add_argument("--device", default="auto")
+    p.add_argument("--fp8-attention", action="store_true",
+                   help="the quantized prompt tokens' attention in FP8 too (its accuracy cost; see bench prefill)")
     return p
 
 
@@ -81,7 +83,7 @@ def evaluate_engine(args, engine_dir: Path, modes: list[str], tasks: list[str]) 
     from trtllm_mixquant.eval.quant_error import quantization_error, text_windows
     from trtllm_mixquant.eval.report import summarize
 
-    llm = LLM(engine_dir, mode="mixquant", device=args.device)
+    llm = LLM(engine_dir, mode="mixquant", device=args.device, fp8_attention=args.fp8_attention)
     lengths = [int(x) for x in args.lengths.split(",")]
     records = []
     if "quant-error" in tasks:
