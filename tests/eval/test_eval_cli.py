@@ -57,3 +57,12 @@ def test_gsm8k_benchmark_task_runs_in_process(tiny_engines, tmp_path):
     benchmarks = next(iter(json.loads((out / "results.json").read_text())["results"].values()))["benchmarks"]
     assert set(benchmarks) == {"gsm8k/bf16", "gsm8k/mixquant"}
     assert benchmarks["gsm8k/bf16"]["records"][0]["id"] and benchmarks["gsm8k/bf16"]["accuracy"]["n"] == 1
+
+
+def test_windows_longer_than_the_engines_allow_are_refused_before_loading(tiny_engines, tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match=r"use --lengths up to 2016"):
+        main([str(tiny_engines("qwen3")), "--lengths", "64,2048", "--continuation", "32", "--out", str(tmp_path),
+              "--tasks", "quant-error"])
+    assert not any(tmp_path.iterdir())

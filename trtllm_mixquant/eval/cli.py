@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import sys
 import logging
 from pathlib import Path
 
@@ -134,6 +135,19 @@ def run_benchmark_task(llm, task: str, modes: list[str], args) -> dict:
     return out
 
 
+def check_lengths(args) -> None:
+    """Refuse, before any engine loads, quant-error windows that the engines cannot hold."""
+    from trtllm_mixquant.engine.engine_dirs import resolve_engine_dirs
+
+    need = max(args.continuation, args.greedy_tokens)
+    for engine_dir in args.engine_dirs:
+        limit = resolve_engine_dirs(engine_dir).max_seq_len
+        too_long = [n for n in (int(x) for x in args.lengths.split(",")) if n + need > limit]
+        if too_long:
+            sys.exit(f"error: quant-error prompts of {too_long} tokens plus {need} scored tokens exceed the maximum "
+                     f"sequence length of {engine_dir} ({limit}); use --lengths up to {limit - need}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from trtllm_mixquant.eval.report import (by_output_length, format_recovery, format_table, paired_recovery, plot,
                                              plot_by_output_length)
@@ -145,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         print("note: results.png needs matplotlib, which is not installed (pip install 'trtllm-mixquant[eval]'); "
               "the tables and results.json are written without it")
     modes, tasks = args.modes.split(","), args.tasks.split(",")
+    if "quant-error" in tasks:
+        check_lengths(args)
     args.out.mkdir(parents=True, exist_ok=True)
     summaries, results, lengths = {}, {}, {}
     for engine_dir in args.engine_dirs:
