@@ -130,11 +130,15 @@ def plot_by_output_length(lengths: dict[str, dict], path: Path) -> None:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (engine, family, by_mode) in zip(axes[0], panels):
-        for mode, by_size in by_mode.items():
-            xs = sorted(by_size)
-            ys = [100 * by_size[x]["value"] for x in xs]
-            err = [[y - 100 * by_size[x]["low"] for x, y in zip(xs, ys)], [100 * by_size[x]["high"] - y for x, y in zip(xs, ys)]]
+        for i, (mode, by_size) in enumerate(by_mode.items()):
+            sizes = sorted(by_size, key=int)
+            xs = [int(x) + 0.08 * (i - 1) for x in sizes]  # side by side: equal modes would hide each other
+            ys = [100 * by_size[x]["value"] for x in sizes]
+            err = [[y - 100 * by_size[x]["low"] for x, y in zip(sizes, ys)],
+                   [100 * by_size[x]["high"] - y for x, y in zip(sizes, ys)]]
             ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=mode)
+        ax.set_xticks(sorted({int(x) for by_size in by_mode.values() for x in by_size}))
+        ax.set_ylim(-5, 105)
         ax.set_xlabel("stations visited" if family == "chain" else "order lines")
         ax.set_ylabel("whole-task exact match (%)")
         ax.set_title(f"{engine}: {family}")
