@@ -96,7 +96,7 @@ def test_greedy_chat_equals_the_llm(graph, llm, precision):
 
 @pytest.mark.parametrize("body, message", [
     ({"max_tokens": 100_000}, "exceeds the engine's maximum sequence length"),
-    ({"presence_penalty": 1.0}, "`presence_penalty`=1.0 is not supported"),
+    ({"logprobs": 2}, "`logprobs`=2 is not supported"),
     (mode("quantized"), "mode 'quantized' decodes with the quantized weights"),
     (mode("fp2"), "mode must be one of mixquant, bf16, quantized"),
 ])

@@ -3,7 +3,7 @@
 Its attention and MLP outputs are (nearly) zero, so each next token depends only on the current
 token: a bigram table written into the embeddings and the LM head. After `assistant\\n` the reply is
 `<think>hm</think><tool_call>CALL</tool_call><|im_end|>`, CALL being one added token holding a
-Hermes-style JSON call; after `"arguments": ` (named tool_choice) it is `ARGS</tool_call><|im_end|>`.
+Hermes-style JSON call.
 The tokenizer's chat template renders tools, assistant tool calls and tool results Qwen3-style.
 """
 
@@ -18,9 +18,8 @@ from transformers import AutoTokenizer
 from trtllm_mixquant.random_model import write_random_model
 
 CALL = '\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n'
-ARGS = '{"city": "Paris"}}\n'
 SCRIPT = [("\n", "<think>"), ("<think>", "h"), ("h", "m"), ("m", "</think>"), ("</think>", "<tool_call>"),
-          ("<tool_call>", CALL), (CALL, "</tool_call>"), (" ", ARGS), (ARGS, "</tool_call>"),
+          ("<tool_call>", CALL), (CALL, "</tool_call>"),
           ("</tool_call>", "<|im_end|>")]
 CHAT_TEMPLATE = """
 {%- if tools %}<|im_start|>system
@@ -50,7 +49,7 @@ CHAT_TEMPLATE = """
 def write_scripted_model(out: Path) -> Path:
     write_random_model(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
-    tokenizer.add_tokens([CALL, ARGS])
+    tokenizer.add_tokens([CALL])
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.save_pretrained(out)
 

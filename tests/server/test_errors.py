@@ -38,8 +38,11 @@ def test_unknown_model_is_404(server):
 @pytest.mark.parametrize("kwargs,param,words", [
     (dict(temperature=-1), None, "temperature must be a finite number >= 0"),
     (dict(max_tokens=0), None, "max_tokens must be at least 1"),
-    (dict(n=2), "n", "not supported"),
-    (dict(logprobs=True), "logprobs", "not supported"),
+    (dict(n=17), "n", "n must be in [1, 16]"),
+    (dict(top_logprobs=2), "top_logprobs", "needs logprobs: true"),
+    (dict(logprobs=True, top_logprobs=21), None, "logprobs must be in [0, 20]"),
+    (dict(presence_penalty=3), None, "presence_penalty must be in [-2, 2]"),
+    (dict(logit_bias={"5": 1}), "logit_bias", "not supported"),
     (dict(extra_body={"mixquant": {"mode": "fp4"}}), "mode", "mode must be one of mixquant, bf16, quantized"),
     (dict(extra_body={"mixquant": {"mode": "quantized"}}), None, "--topology colocated"),
     (dict(tool_choice="required"), "tool_choice", "requires tools"),

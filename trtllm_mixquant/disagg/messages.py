@@ -50,6 +50,8 @@ class Prefill:
     dest: str | None = None
     first_block: int = 0
     dst_blocks: list[int] = field(default_factory=list)
+    prompt_logprobs: int | None = None  # also score each prompt token (SamplingParams.prompt_logprobs)
+    following_token: int | None = None  # with prompt_logprobs: the prompt token after token_ids
 
 
 @dataclass
@@ -118,6 +120,7 @@ class Prefilled:
     computed_tokens: int
     seconds: float  # from the Prefill order's arrival to the KV being ready
     blocks: list[int] = field(default_factory=list)  # held for a reader (Prefill without dest)
+    prompt_logprobs: dict | None = None  # position -> engine.sampler.TokenLogprobs, if the Prefill asked
 
 
 @dataclass
@@ -144,6 +147,8 @@ class Tokens:
     finish_reason: str | None
     cached_tokens: int
     first_step_seconds: float | None = None  # on the first tokens: from runnable (KV landed) to this token
+    logprobs: list | None = None  # engine.sampler.TokenLogprobs per token, if the request asked for them
+    prompt_logprobs: dict | None = None  # on the first tokens: position -> TokenLogprobs of the positions it computed
 
 
 @dataclass

@@ -337,11 +337,14 @@ class Orchestrator:
                     return
                 req.context, req.kv_in_flight = ctx.name, True
                 gen_peer = self.slots[req.generation].peer
-                ctx.process.send(m.Prefill(req.wire_id, req.token_ids[:req.receive_until], gen_peer.name,
-                                           msg.first_block, msg.dst_blocks))
+                n = req.receive_until
+                ctx.process.send(m.Prefill(req.wire_id, req.token_ids[:n], gen_peer.name, msg.first_block,
+                                           msg.dst_blocks, req.params.prompt_logprobs,
+                                           req.token_ids[n] if n < len(req.token_ids) else None))
         elif isinstance(msg, m.Prefilled):
             t.prefill = msg.seconds
             req.prefilled_tokens = msg.computed_tokens
+            req.prompt_logprobs.update(msg.prompt_logprobs or {})
             req.cached_tokens = max(req.cached_tokens, msg.cached_tokens)
             self.counters.quantized_prefill_tokens += msg.computed_tokens
         elif isinstance(msg, m.Sent):
@@ -366,10 +369,14 @@ class Orchestrator:
             req.stream.num_cached_prompt = req.cached_tokens
         req.stream.num_generated += len(msg.token_ids)
         self.counters.generated_tokens += len(msg.token_ids)
+        prompt_logprobs = None
+        if msg.prompt_logprobs is not None:  # the first tokens: both workers' parts, in prompt order
+            prompt_logprobs = [v for _, v in sorted({**req.prompt_logprobs, **msg.prompt_logprobs}.items())]
+        event = TokenEvent(msg.token_ids, msg.finish_reason, logprobs=msg.logprobs, prompt_logprobs=prompt_logprobs)
         if msg.finish_reason:
-            self._finish(req, TokenEvent(msg.token_ids, msg.finish_reason))
+            self._finish(req, event)
         else:
-            req.stream.events.put_nowait(TokenEvent(msg.token_ids))
+            req.stream.events.put_nowait(event)
 
     def _on_ready(self, slot: WorkerSlot, msg: m.Ready) -> None:
         started = self._started.get(slot.name)

@@ -49,6 +49,7 @@ class RequestState:
     done: bool = False
     cached_tokens: int = 0  # prompt tokens served by prefix caches
     prefilled_tokens: int = 0  # prompt tokens the context worker computed
+    prompt_logprobs: dict = field(default_factory=dict)  # position -> TokenLogprobs, the context worker's part
 
     @property
     def produced(self) -> bool:

@@ -108,8 +108,9 @@ class Worker:
         elif isinstance(msg, m.Prefill):
             if msg.dest in self.refused:
                 raise KVLayoutError(self.refused[msg.dest])
-            self.backend.add(EngineRequest(msg.request_id, msg.token_ids, SamplingParams(max_tokens=1), ALL_TOKENS,
-                                           prefill_only=True))
+            self.backend.add(EngineRequest(msg.request_id, msg.token_ids,
+                                           SamplingParams(max_tokens=1, prompt_logprobs=msg.prompt_logprobs),
+                                           ALL_TOKENS, prefill_only=True, following_token=msg.following_token))
             self.prefills[msg.request_id] = (msg, time.monotonic())
             self.active.add(msg.request_id)
         elif isinstance(msg, m.Cancel):
@@ -237,10 +238,10 @@ class Worker:
         if order.dest is None:  # pull: hold the blocks for a reader
             self.holding[request_id] = now + self.spec.hold_seconds
             self.channel.send(m.Prefilled(self.id, request_id, update.num_cached_prompt, update.num_computed_prompt,
-                                          now - arrived, self.backend.kv_blocks(request_id)))
+                                          now - arrived, self.backend.kv_blocks(request_id), update.prompt_logprobs))
             return
         self.channel.send(m.Prefilled(self.id, request_id, update.num_cached_prompt, update.num_computed_prompt,
-                                      now - arrived))
+                                      now - arrived, prompt_logprobs=update.prompt_logprobs))
         src = self.backend.kv_blocks(request_id)[order.first_block:order.first_block + len(order.dst_blocks)]
         try:
             nbytes = self.transport.send(request_id, src, order.dest, order.dst_blocks)
@@ -268,7 +269,8 @@ class Worker:
                 self.active.discard(update.request_id)
             started = self.runnable.pop(update.request_id, None)  # only until the first token
             self.channel.send(m.Tokens(self.id, update.request_id, update.token_ids, update.finish_reason,
-                                       update.num_cached_prompt, None if started is None else time.monotonic() - started))
+                                       update.num_cached_prompt, None if started is None else time.monotonic() - started,
+                                       update.logprobs, update.prompt_logprobs))
 
     def unhold(self, request_id: str) -> None:
         if self.holding.pop(request_id, None) is not None:

@@ -22,9 +22,6 @@ from trtllm_mixquant.transfer.base import PeerInfo
 
 # Options this engine does not implement, with the value that means "not asked for".
 UNSUPPORTED = {("sampling_options", "n"): (None, 1), ("sampling_options", "best_of"): (None, 1),
-               ("sampling_options", "presence_penalty"): (None, 0, 0.0),
-               ("sampling_options", "frequency_penalty"): (None, 0, 0.0),
-               ("sampling_options", "repetition_penalty"): (None, 1, 1.0),
                ("sampling_options", "min_p"): (None, 0, 0.0), ("sampling_options", "use_beam_search"): (None, False),
                ("sampling_options", "guided_decoding"): (None,), ("stop_conditions", "min_tokens"): (None, 0),
                ("output_options", "logprobs"): (None,), ("output_options", "prompt_logprobs"): (None,)}
@@ -52,7 +49,10 @@ def sampling_params(request: dict[str, Any], defaults: dict[str, Any]) -> Sampli
         return SamplingParams(max_tokens=stop.get("max_tokens"), temperature=pick("temperature", 1.0),
                               top_p=pick("top_p", 1.0), top_k=max(pick("top_k", 0), 0), seed=sampling.get("seed"),
                               stop_token_ids=list(stop.get("stop_token_ids") or []),
-                              ignore_eos=bool(stop.get("ignore_eos")))
+                              ignore_eos=bool(stop.get("ignore_eos")),
+                              presence_penalty=sampling.get("presence_penalty") or 0.0,
+                              frequency_penalty=sampling.get("frequency_penalty") or 0.0,
+                              repetition_penalty=pick("repetition_penalty", 1.0))
     except ValueError as e:
         raise InvalidRequest(str(e)) from None
 

@@ -23,6 +23,8 @@ from trtllm_mixquant.manifest import KVCacheLayout
 if TYPE_CHECKING:
     import torch
 
+    from trtllm_mixquant.engine.sampler import TokenLogprobs
+
     from trtllm_mixquant.runtime.kv_cache import KVCache
 
 
@@ -47,6 +49,7 @@ class EngineRequest:
     prefill_only: bool = False
     score_from: int | None = None
     keep_distributions: bool = False  # scoring: also return each position's whole distribution
+    following_token: int | None = None  # prompt logprobs of a prefix: the prompt token after token_ids
 
 
 @dataclass
@@ -64,6 +67,9 @@ class RequestUpdate:
     num_computed_prompt: int = 0  # on a finished prefill: prompt tokens this engine computed
     scores: list[float] | None = None  # scoring: log-probability of each continuation token
     distributions: list[torch.Tensor] | None = None  # scoring: [V] log-probabilities per position
+    logprobs: list[TokenLogprobs] | None = None  # one per generated token, if the request asked for them
+    prompt_logprobs: dict[int, TokenLogprobs] | None = None  # position p -> of token p + 1 (once, with the
+    # first token, or with "prefilled"), for the positions this engine computed
 
 
 @dataclass(frozen=True)

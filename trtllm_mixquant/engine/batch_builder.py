@@ -22,7 +22,7 @@ class LogitRows:
     """Which sequences the step's logits rows belong to."""
 
     next_token: list[Sequence]  # row i -> sequence whose next token it predicts (prompt done or decoding)
-    scored: list[tuple[Sequence, int]]  # score(): (sequence, position) of the following rows
+    scored: list[tuple[Sequence, int]]  # score() and prompt logprobs: (sequence, position) of the following rows
 
 
 def split_chunks(chunks: list[tuple[Sequence, int]]) -> list[Segment]:
@@ -60,7 +60,7 @@ def build_step(chunks: list[tuple[Sequence, int]], block_size: int,
         if seg.seq.logits_positions is not None:
             lo, hi = max(seg.seq.logits_positions[0], seg.start), min(seg.seq.logits_positions[1], seg.end)
             score_rows += [(row0 + p - seg.start, seg.seq, p) for p in range(lo, hi)]
-        elif seg.end == len(seg.seq) and not seg.seq.stops_after_prefill:
+        if seg.end == len(seg.seq) and not seg.seq.stops_after_prefill:
             next_rows.append((row0 + n - 1, seg.seq))
     width = max(len(t) for t in tables)
     batch = StepBatch(

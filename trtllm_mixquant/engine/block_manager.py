@@ -48,7 +48,8 @@ class BlockManager:
     def match_prefix(self, seq: Sequence) -> None:
         """Attach the cached blocks that hold the longest prefix of `seq` (never its last prompt token)."""
         prev = None
-        for index in range((seq.num_prompt_tokens - 1) // self.block_size):
+        reusable = 0 if seq.prompt_logprobs is not None else (seq.num_prompt_tokens - 1) // self.block_size
+        for index in range(reusable):  # prompt logprobs need every prompt position computed
             digest = self._hash(seq, index, prev)
             if digest not in self.cached:
                 break

@@ -15,8 +15,10 @@ from trtllm_mixquant.engine.batch_builder import build_step
 from trtllm_mixquant.engine.block_manager import BlockManager
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.model_runner import ModelRunner
-from trtllm_mixquant.engine.sampler import sample
+from trtllm_mixquant.engine.sampler import sample, token_logprobs
+from trtllm_mixquant.engine.sampling import grammar_engine
 from trtllm_mixquant.engine.scheduler import Scheduler
+from trtllm_mixquant.errors import InvalidRequest
 from trtllm_mixquant.engine.sequence import Sequence, Status
 from trtllm_mixquant.manifest import KVCacheLayout
 from trtllm_mixquant.runtime.kv_cache import KVCache
@@ -30,7 +32,7 @@ class EngineCore:
     padded CUDA-graph rows write into."""
 
     def __init__(self, model: CausalLM, layout: KVCacheLayout, max_seq_len: int, eos_ids: set[int],
-                 num_blocks: int, config: EngineConfig):
+                 num_blocks: int, config: EngineConfig, tokenizer=None):
         self.model, self.eos_ids, self.max_seq_len, self.layout = model, eos_ids, max_seq_len, layout
         device = model.model.embed_tokens.weight.device
         if device.type == "cuda":
@@ -43,12 +45,27 @@ class EngineCore:
         self.requests: dict[str, Sequence] = {}
         self.receiving: dict[str, int] = {}  # reserved request -> tokens of KV that will arrive
         self.fp8_attention = config.fp8_attention
+        self.tokenizer, self._grammars = tokenizer, None  # structured outputs: compiled on first use
+
+    def _sequence(self, request: EngineRequest) -> Sequence:
+        seq = Sequence.from_request(request)
+        if request.params.guide is not None and not request.prefill_only:
+            seq.matcher = self.grammars().matcher(request.params.guide)
+        return seq
+
+    def grammars(self):
+        if self._grammars is None:
+            if self.tokenizer is None:
+                raise InvalidRequest("this engine was started without its tokenizer, so it cannot follow a guide")
+            vocab_size = self.model.model.embed_tokens.weight.shape[0]
+            self._grammars = grammar_engine().GrammarCompiler(self.tokenizer, vocab_size, self.eos_ids)
+        return self._grammars
 
     # ---- requests ------------------------------------------------------------------------------
     def add(self, request: EngineRequest) -> None:
         if request.request_id in self.requests:
             raise ValueError(f"request id {request.request_id!r} is already in use")
-        seq = Sequence.from_request(request)
+        seq = self._sequence(request)
         self._check_fits(seq)
         self.requests[request.request_id] = seq
         self.scheduler.add(seq)
@@ -81,7 +98,7 @@ class EngineCore:
 
     # ---- KV from elsewhere (generation workers) and to elsewhere (context workers) -------------
     def reserve(self, request: EngineRequest, receive_until: int) -> Reservation | None:
-        seq = Sequence.from_request(request)
+        seq = self._sequence(request)
         total = self._check_fits(seq)
         self.blocks.match_prefix(seq)
         if not self.blocks.allocate(seq, total - seq.num_computed):
@@ -134,17 +151,19 @@ class EngineCore:
             seq.num_computed += n
             self.blocks.register_full_blocks(seq)
         updates = []
+        if rows.scored:  # before sampling: a sequence's prompt logprobs go out with its first token
+            self._score(logits[len(rows.next_token):], rows.scored)
         if rows.next_token:
             seqs = rows.next_token
-            tokens = sample(logits[:len(seqs)], [s.params for s in seqs], [s.generator for s in seqs]).tolist()
-            for seq, token in zip(seqs, tokens):
+            sampled = sample(logits[:len(seqs)], seqs)
+            for seq, token, logprobs in zip(seqs, sampled.token_ids, sampled.logprobs):
                 seq.token_ids.append(token)
                 reason = self.finish_reason(seq, token)
                 if reason:
                     self._finish(seq, reason)
-                updates.append(RequestUpdate(seq.request_id, [token], reason, seq.num_cached_prompt))
-        if rows.scored:
-            self._score(logits[len(rows.next_token):], rows.scored)
+                updates.append(RequestUpdate(seq.request_id, [token], reason, seq.num_cached_prompt,
+                                             logprobs=None if logprobs is None else [logprobs],
+                                             prompt_logprobs=self._take_prompt_logprobs(seq)))
         for seq, _ in chunks:
             if seq.status is Status.RUNNING and seq.num_pending == 0 and seq.stops_after_prefill:
                 updates.append(self._prefilled(seq))
@@ -152,19 +171,29 @@ class EngineCore:
 
     def _score(self, logits: torch.Tensor, rows: list[tuple[Sequence, int]]) -> None:
         logprobs = torch.log_softmax(logits, dim=-1)
-        targets = torch.tensor([seq.token_ids[p + 1] for seq, p in rows], device=logprobs.device)
+        targets = torch.tensor([seq.token_ids[p + 1] if p + 1 < len(seq) else seq.following_token for seq, p in rows],
+                               device=logprobs.device)
         values = logprobs.gather(1, targets[:, None]).squeeze(1).tolist()
-        for row, ((seq, _), value) in enumerate(zip(rows, values)):
+        for row, ((seq, p), value) in enumerate(zip(rows, values)):
+            if seq.params.prompt_logprobs is not None:
+                if seq.prompt_logprobs is not None:  # by position: a preempted sequence computes them again
+                    seq.prompt_logprobs[p] = token_logprobs(logprobs[row], value, seq.params.prompt_logprobs)
+                continue
             seq.token_logprobs.append(value)
             if seq.distributions is not None:
                 seq.distributions.append(logprobs[row].cpu())
 
+    def _take_prompt_logprobs(self, seq: Sequence) -> dict | None:
+        """The prompt logprobs once, with the request's first update."""
+        taken, seq.prompt_logprobs = seq.prompt_logprobs, None
+        return taken
+
     def _prefilled(self, seq: Sequence) -> RequestUpdate:
-        scoring = seq.logits_positions is not None
+        scoring = seq.logits_positions is not None and seq.params.prompt_logprobs is None
         self._finish(seq, "scored" if scoring else "prefilled", keep=not scoring)
         return RequestUpdate(seq.request_id, [], seq.finish_reason, seq.num_cached_prompt,
                              len(seq) - seq.num_cached_prompt, seq.token_logprobs if scoring else None,
-                             seq.distributions)
+                             seq.distributions, prompt_logprobs=self._take_prompt_logprobs(seq))
 
     def _finish(self, seq: Sequence, reason: str, keep: bool = False) -> None:
         """keep: a prefilled request stays (its blocks held) until `abort` once its KV was sent."""
@@ -174,6 +203,8 @@ class EngineCore:
 
     def finish_reason(self, seq: Sequence, token: int) -> str | None:
         p = seq.params
+        if seq.matcher is not None and seq.matcher.accept(token):
+            return "stop"  # the grammar is complete and its stop token taken
         if (token in self.eos_ids and not p.ignore_eos) or token in p.stop_token_ids:
             return "stop"
         if len(seq.output_ids) >= p.max_tokens or len(seq) >= self.max_seq_len:

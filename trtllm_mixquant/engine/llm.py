@@ -15,6 +15,7 @@ from trtllm_mixquant.engine.base import EngineRequest
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.engine_dirs import resolve_engine_dirs
 from trtllm_mixquant.engine.phase import RequestRules
+from trtllm_mixquant.engine.sampler import TokenLogprobs
 from trtllm_mixquant.engine.sampling import SamplingParams
 from trtllm_mixquant.frontend.text import TextCodec
 
@@ -27,6 +28,8 @@ class RequestOutput:
     text: str
     finish_reason: str
     num_cached_prompt_tokens: int
+    logprobs: list[TokenLogprobs] | None = None  # one per token of token_ids, if params.logprobs was set
+    prompt_logprobs: list[TokenLogprobs] | None = None  # of prompt tokens 1, 2, ..., if params.prompt_logprobs was set
 
 
 @dataclass
@@ -39,6 +42,8 @@ class _Pending:
     num_cached: int = 0
     scores: list[float] | None = None
     distributions: list | None = None
+    logprobs: list | None = None
+    prompt_logprobs: list | None = None
 
 
 class LLM:
@@ -130,6 +135,10 @@ class LLM:
                     p.finish_reason, p.scores, p.distributions = update.finish_reason, update.scores, update.distributions
                 else:
                     p.token_ids += update.token_ids
+                    if update.logprobs:
+                        p.logprobs = (p.logprobs or []) + update.logprobs
+                    if update.prompt_logprobs is not None:
+                        p.prompt_logprobs = [v for _, v in sorted(update.prompt_logprobs.items())]
                     piece = p.text_stream.push(update.token_ids, update.finish_reason)
                     p.text += piece.text
                     p.finish_reason = piece.finish_reason
@@ -141,4 +150,4 @@ class LLM:
     def _output(self, p: _Pending) -> RequestOutput:
         params = p.request.params
         return RequestOutput(p.request.token_ids, p.token_ids, self.codec.content(p.token_ids, p.finish_reason, params),
-                             p.text, p.finish_reason, p.num_cached)
+                             p.text, p.finish_reason, p.num_cached, p.logprobs, p.prompt_logprobs)

@@ -32,9 +32,9 @@ def build_pytorch_backend(config: EngineConfig, dirs: EngineDirs, role: str) -> 
     else:
         quantized = dirs.context if role == "colocated" and config.mode != "bf16" else None
         model = load_causal_lm(dirs.generation, quantized, dtype, device, make_quantized_kernel)
-    _, eos_ids = load_tokenizer_and_eos(dirs.generation)
+    tokenizer, eos_ids = load_tokenizer_and_eos(dirs.generation)
     num_blocks = config.kv_cache_blocks or dirs.default_kv_blocks()
     layout = replace(dirs.layout, dtype=dtype_name)
     log.info("%s engine %s: context precision %s, device %s, %s, %d KV blocks of %d tokens", role, config.engine_dir,
              dirs.precision, device, dtype_name, num_blocks, layout.block_size)
-    return EngineCore(model, layout, dirs.max_seq_len, eos_ids, num_blocks, config)
+    return EngineCore(model, layout, dirs.max_seq_len, eos_ids, num_blocks, config, tokenizer)

@@ -9,9 +9,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trtllm_mixquant.errors import InvalidRequest
+
 
 SEED_MIN, SEED_MAX = -(1 << 63), (1 << 63) - 1  # what torch.Generator.manual_seed takes (vLLM's bounds too)
 TOP_K_MAX = (1 << 31) - 1  # it becomes a tensor element in the sampler
+MAX_LOGPROBS = 20  # OpenAI's bound on top_logprobs
+GUIDE_KINDS = ("json", "regex", "ebnf", "structural_tag")
+
+
+@dataclass(frozen=True)
+class Guide:
+    """What a reply must be (structured outputs), enforced token by token by `engine.grammar`.
+
+    kind "json": `spec` is a JSON schema (text), or "" for any JSON object, written compactly with
+    ", " and ": " between items as models are trained to write it; "regex": a regular expression;
+    "ebnf": a grammar in xgrammar's EBNF; "structural_tag": an xgrammar structural tag (JSON text),
+    e.g. a tool call in its tags after optional reasoning (`engine.grammar.tool_call_guide`).
+    """
+
+    kind: str
+    spec: str = ""
+
+    def __post_init__(self):
+        if self.kind not in GUIDE_KINDS:
+            raise ValueError(f"a guide's kind must be one of {', '.join(GUIDE_KINDS)} (got {self.kind!r})")
 
 
 @dataclass
@@ -31,6 +53,12 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     stop_token_ids: list[int] = field(default_factory=list)
     ignore_eos: bool = False
+    presence_penalty: float = 0.0  # subtracted from the logit of every token generated so far
+    frequency_penalty: float = 0.0  # times how often it was generated
+    repetition_penalty: float = 1.0  # divides positive (multiplies negative) logits of prompt and output tokens
+    logprobs: int | None = None  # None: none; N: the chosen token's log-probability and the N most likely
+    prompt_logprobs: int | None = None  # the same for every prompt token but the first (no prefix cache then)
+    guide: Guide | None = None
 
     def __post_init__(self):
         if isinstance(self.stop, str):
@@ -46,8 +74,31 @@ class SamplingParams:
             problems.append(f"top_k must be in [0, {TOP_K_MAX}] (got {self.top_k})")
         if self.seed is not None and not SEED_MIN <= self.seed <= SEED_MAX:
             problems.append(f"seed must be a 64-bit signed integer, in [{SEED_MIN}, {SEED_MAX}] (got {self.seed})")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if not -2 <= getattr(self, name) <= 2:
+                problems.append(f"{name} must be in [-2, 2] (got {getattr(self, name)})")
+        if not 0 < self.repetition_penalty <= 2:
+            problems.append(f"repetition_penalty must be in (0, 2] (got {self.repetition_penalty})")
+        for name in ("logprobs", "prompt_logprobs"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= MAX_LOGPROBS:
+                problems.append(f"{name} must be in [0, {MAX_LOGPROBS}] (got {value})")
         if problems:
             raise ValueError("invalid sampling parameters: " + "; ".join(problems))
+
+    @property
+    def penalized(self) -> bool:
+        return bool(self.presence_penalty or self.frequency_penalty) or self.repetition_penalty != 1.0
+
+
+def grammar_engine():
+    """The `engine.grammar` module (xgrammar behind it), or an InvalidRequest that says how to get it."""
+    try:
+        from trtllm_mixquant.engine import grammar
+    except ImportError:
+        raise InvalidRequest("structured outputs (response_format, guided_*, required or named tool_choice) need "
+                             "xgrammar on the server: pip install 'trtllm-mixquant[structured]'") from None
+    return grammar
 
 
 def sampling_defaults(model_dir: Path) -> dict[str, Any]:

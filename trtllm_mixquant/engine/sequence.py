@@ -13,6 +13,8 @@ from trtllm_mixquant.engine.sampling import SamplingParams
 
 if TYPE_CHECKING:
     from trtllm_mixquant.engine.base import EngineRequest
+    from trtllm_mixquant.engine.grammar import GrammarMatcher
+    from trtllm_mixquant.engine.sampler import TokenLogprobs
 
 _ids = itertools.count()
 
@@ -48,6 +50,9 @@ class Sequence:
     generator: torch.Generator | None = None
     token_logprobs: list[float] = field(default_factory=list)  # score(): one per scored position
     distributions: list[torch.Tensor] | None = None  # score_distributions(): [V] log-probs per position
+    matcher: GrammarMatcher | None = None  # structured outputs: what the grammar lets come next
+    following_token: int | None = None  # see EngineRequest
+    prompt_logprobs: dict[int, TokenLogprobs] | None = None  # position -> of the next prompt token
 
     def __post_init__(self):
         self.num_prompt_tokens = self.num_prompt_tokens or len(self.token_ids)
@@ -59,6 +64,11 @@ class Sequence:
 
     @classmethod
     def from_request(cls, req: EngineRequest) -> Sequence:
+        if req.score_from is None and req.params.prompt_logprobs is not None:
+            end = len(req.token_ids) - (req.following_token is None)  # the last position predicts no prompt token
+            return cls(list(req.token_ids), req.params, req.quantized_until, logits_positions=(0, end),
+                       stops_after_prefill=req.prefill_only, request_id=req.request_id,
+                       following_token=req.following_token, prompt_logprobs={})
         if req.score_from is None:
             return cls(list(req.token_ids), req.params, req.quantized_until, stops_after_prefill=req.prefill_only,
                        request_id=req.request_id)

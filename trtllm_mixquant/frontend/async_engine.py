@@ -35,6 +35,8 @@ class TokenEvent:
     token_ids: list[int]
     finish_reason: str | None = None
     error: ServingError | None = None
+    logprobs: list | None = None  # engine.sampler.TokenLogprobs per token, if the request asked for them
+    prompt_logprobs: list | None = None  # on the first event, if asked: TokenLogprobs of prompt tokens 1, 2, ...
 
 
 @dataclass(eq=False)

@@ -2,11 +2,10 @@
 tools, tool_choice.
 
 tool_choice: `none` renders no tools (and `<tool_call>` text stays content); `auto` renders them;
-`required` renders them and starts the reply with `<tool_call>`; a named function renders only that
-tool and starts the reply with `<tool_call>\\n{"name": "NAME", "arguments": `. The forced start is
-appended to the prompt and put back in front of the output before parsing, so the model must
-continue a call (Qwen3/Hermes format). It does not constrain what the model writes next: a reply
-that does not complete a valid JSON call comes back as content.
+`required` renders them and constrains the reply, with a grammar (`engine.grammar`), to an optional
+reasoning block and then one `<tool_call>` holding a valid call of one of them (name and arguments
+matching its parameters' JSON schema); a named function renders only that tool and constrains the
+reply to a call of it (Qwen3/Hermes format).
 """
 
 from __future__ import annotations
@@ -17,9 +16,10 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from trtllm_mixquant.engine.sampling import Guide, grammar_engine
 from trtllm_mixquant.errors import InvalidRequest
 from trtllm_mixquant.frontend.text import TextCodec
-from trtllm_mixquant.frontend.tool_parser import CALL, THINK
+from trtllm_mixquant.frontend.tool_parser import CALL, END_CALL, END_THINK, THINK
 
 
 # apply_chat_template's own arguments: what chat_template_kwargs must not override
@@ -31,7 +31,7 @@ TEMPLATE_ARGUMENTS = {"conversation", "tools", "documents", "add_generation_prom
 @dataclass
 class ChatPrompt:
     token_ids: list[int]
-    forced: str  # the start of the reply, written by the server
+    guide: Guide | None  # what tool_choice forces the reply to be
     parse_tools: bool
     in_reasoning: bool  # the template opened `<think>` for the model
 
@@ -78,36 +78,52 @@ def template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def choose_tools(tools: list[dict] | None, tool_choice: str | dict | None) -> tuple[list[dict] | None, str]:
-    """The tools the template renders, and the forced start of the reply.
+def call_schema(tools: list[dict]) -> dict[str, Any]:
+    """The JSON schema of one call of one of `tools` ({"name": ..., "arguments": ...})."""
+    calls = [{"type": "object", "required": ["name", "arguments"],
+              "properties": {"name": {"const": t["function"]["name"]},
+                             "arguments": t["function"].get("parameters") or {"type": "object"}}} for t in tools]
+    return calls[0] if len(calls) == 1 else {"anyOf": calls}
+
+
+def choose_tools(tools: list[dict] | None, tool_choice: str | dict | None) -> tuple[list[dict] | None, bool]:
+    """The tools the template renders, and whether the reply must call one of them.
 
     tool_choice: "none", "auto", "required" or {"type": "function", "function": {"name": ...}}."""
     tools = tools or []
     choice = tool_choice or ("auto" if tools else "none")
     if choice == "none" or (choice == "auto" and not tools):
-        return None, ""
+        return None, False
     if not tools:
         raise InvalidRequest("tool_choice requires tools", param="tool_choice")
-    if choice == "auto":
-        return tools, ""
-    if choice == "required":
-        return tools, CALL
+    if choice in ("auto", "required"):
+        return tools, choice == "required"
     name = choice["function"]["name"]
     chosen = [t for t in tools if t["function"]["name"] == name]
     if not chosen:
         raise InvalidRequest(f"tool_choice names {name!r}, which is not among the tools", param="tool_choice")
-    return chosen, CALL + '\n{"name": ' + json.dumps(name, ensure_ascii=False) + ', "arguments": '
+    return chosen, True
+
+
+def forced_call_guide(tools: list[dict], in_reasoning: bool) -> Guide:
+    """A call of one of `tools`, after a reasoning block unless the prompt already opened one."""
+    try:
+        return grammar_engine().tool_call_guide(call_schema(tools), CALL + "\n", "\n" + END_CALL,
+                               None if in_reasoning else (THINK, END_THINK))
+    except (RuntimeError, ValueError) as e:
+        raise InvalidRequest(f"the tools' parameters are not a JSON schema the grammar engine reads: {e}",
+                             param="tools") from None
 
 
 def build_chat_prompt(codec: TextCodec, messages: list[dict[str, Any]], tools: list[dict] | None = None,
                       tool_choice: str | dict | None = None,
                       template_kwargs: dict[str, Any] | None = None) -> ChatPrompt:
     """Render and tokenize a chat request (OpenAI-shaped messages, tools and tool_choice)."""
-    rendered_tools, forced = choose_tools(tools, tool_choice)
     clash = sorted(set(template_kwargs or {}) & TEMPLATE_ARGUMENTS)
     if clash:
         raise InvalidRequest(f"chat_template_kwargs may not set {', '.join(clash)}: the server sets them",
                              param="chat_template_kwargs")
+    rendered_tools, forced = choose_tools(tools, tool_choice)
     try:
         text = codec.tokenizer.apply_chat_template(template_messages(messages), tools=rendered_tools,
                                                    add_generation_prompt=True, tokenize=False,
@@ -117,5 +133,6 @@ def build_chat_prompt(codec: TextCodec, messages: list[dict[str, Any]], tools: l
     except TypeError:
         raise InvalidRequest("the chat template cannot render these messages with these chat_template_kwargs",
                              param="chat_template_kwargs") from None
-    return ChatPrompt(codec.encode(text + forced, param="messages"), forced, rendered_tools is not None,
-                      text.rstrip().endswith(THINK))
+    in_reasoning = text.rstrip().endswith(THINK)
+    guide = forced_call_guide(rendered_tools, in_reasoning) if forced else None
+    return ChatPrompt(codec.encode(text, param="messages"), guide, rendered_tools is not None, in_reasoning)

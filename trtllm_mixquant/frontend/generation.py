@@ -32,6 +32,8 @@ class TextGeneration:
         self.prompt_tokens, self.completion_tokens = stream.num_prompt_tokens, 0
         self.finish_reason: str | None = None
         self.closed = False
+        self.logprobs: list = []  # of tokens whose text has not been yielded yet
+        self.prompt_logprobs: list | None = None  # TokenLogprobs of prompt tokens 1, 2, ... if the request asked
 
     @classmethod
     async def start(cls, engine: AsyncEngine, request: GenerateRequest,
@@ -56,6 +58,13 @@ class TextGeneration:
                         self.listener.on_tokens(len(event.token_ids), self.completion_tokens == 0, time.monotonic())
                     self.completion_tokens += len(event.token_ids)
                 piece = self.text_stream.push(event.token_ids, event.finish_reason)
+                if event.prompt_logprobs is not None:
+                    self.prompt_logprobs = event.prompt_logprobs
+                if event.logprobs:
+                    shown = len(self.engine.codec.content(event.token_ids, event.finish_reason, self.text_stream.params))
+                    self.logprobs += list(zip(event.token_ids[:shown], event.logprobs[:shown]))
+                if piece.text or piece.finish_reason:
+                    piece.logprobs, self.logprobs = self.logprobs, []
                 if piece.finish_reason:
                     status = self.finish_reason = piece.finish_reason
                     yield piece

@@ -149,11 +149,15 @@ class LocalEngine:
                 self.counters["quantized_prefill_tokens"] += max(cut - update.num_cached_prompt, 0)
             stream.num_cached_prompt = update.num_cached_prompt
             stream.num_generated += len(update.token_ids)
+            prompt_logprobs = None if update.prompt_logprobs is None else [
+                v for _, v in sorted(update.prompt_logprobs.items())]
             self.counters["generated_tokens"] += len(update.token_ids)
             if update.finish_reason:
-                self._end(update.request_id, TokenEvent(update.token_ids, update.finish_reason))
+                self._end(update.request_id, TokenEvent(update.token_ids, update.finish_reason,
+                                                        logprobs=update.logprobs, prompt_logprobs=prompt_logprobs))
             else:
-                stream.events.put_nowait(TokenEvent(update.token_ids))
+                stream.events.put_nowait(TokenEvent(update.token_ids, logprobs=update.logprobs,
+                                                    prompt_logprobs=prompt_logprobs))
 
     def _end(self, request_id: str, event: TokenEvent) -> None:
         stream = self.streams.pop(request_id, None)

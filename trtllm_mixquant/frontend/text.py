@@ -6,7 +6,7 @@ Engines stop on tokens only; stop strings are found here, once, for every front 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trtllm_mixquant.engine.sampling import SamplingParams
@@ -19,6 +19,7 @@ from trtllm_mixquant.frontend.text_match import StopStrings
 class Piece:
     text: str
     finish_reason: str | None = None  # on the last piece: "stop" (EOS, stop token or stop string) or "length"
+    logprobs: list = field(default_factory=list)  # (token id, engine.sampler.TokenLogprobs) of its tokens, if asked
 
 
 class TextStream:

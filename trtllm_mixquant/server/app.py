@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
@@ -23,11 +24,40 @@ from trtllm_mixquant.server.config import ServerConfig
 from trtllm_mixquant.server.state import ServerState
 
 
+def _card(state: ServerState, name: str) -> dict:
+    return {"id": name, "object": "model", "created": state.created, "owned_by": "trtllm-mixquant",
+            "root": str(state.config.engine_dir), "max_model_len": state.max_seq_len}
+
+
 def models(request: Request) -> dict:
     state: ServerState = request.app.state.server
-    card = {"id": state.config.model_name, "object": "model", "created": state.created,
-            "owned_by": "trtllm-mixquant", "root": state.config.model_name, "max_model_len": state.max_seq_len}
-    return {"object": "list", "data": [card]}
+    return {"object": "list", "data": [_card(state, name) for name in state.config.model_names]}
+
+
+def model(model_id: str, request: Request) -> dict:
+    state: ServerState = request.app.state.server
+    state.check_model(model_id)
+    return _card(state, model_id)
+
+
+class RequestIds:
+    """Every response carries `x-request-id`: the client's own, or a new one (as vLLM's
+    --enable-request-id-headers and most gateways do), so a client's logs match the server's."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        given = dict(scope["headers"]).get(b"x-request-id")
+        request_id = given[:128] if given else uuid.uuid4().hex.encode()
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id)]}
+            await send(message)
+        await self.app(scope, receive, send_with_id)
 
 
 def health(request: Request) -> JSONResponse:
@@ -63,9 +93,11 @@ def create_app(config: ServerConfig, on_start_failure: Callable[[], None] | None
     app.state.server = state
     install_error_handlers(app, lambda path, status: state.metrics.requests.inc(path, str(status)))
     app.add_api_route("/v1/models", models, methods=["GET"])
+    app.add_api_route("/v1/models/{model_id:path}", model, methods=["GET"])
     app.include_router(completions.router)
     app.include_router(chat_completions.router)
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/metrics", metrics, methods=["GET"])
     app.add_middleware(Guard, config=config)
+    app.add_middleware(RequestIds)
     return app

@@ -22,15 +22,20 @@ class ServerConfig:
     metrics_without_key: bool = False  # /metrics open to a Prometheus scraper that has no key
     enable_docs: bool = False  # /docs, /redoc and /openapi.json
     trust_request_chat_template: bool = False  # let requests bring their own chat template (it runs here)
+    served_model_names: tuple[str, ...] = ()  # the model ids clients may send; () : the engine folder's name
 
     @property
     def engine_dir(self) -> Path:
         return self.orchestrator.engine.engine_dir
 
     @property
+    def model_names(self) -> tuple[str, ...]:
+        return self.served_model_names or (self.engine_dir.resolve().name,)
+
+    @property
     def model_name(self) -> str:
-        """The model id served: the engine folder's name."""
-        return self.engine_dir.resolve().name
+        """The model id responses name: the first served name."""
+        return self.model_names[0]
 
 
 def add_server_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,6 +52,9 @@ def add_server_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-request-chat-template", action="store_true",
                    help="accept a chat template sent in a request (chat_template_kwargs.chat_template); it runs "
                         "on this server, so only enable it for trusted clients")
+    p.add_argument("--served-model-name", nargs="+", default=None, metavar="NAME",
+                   help="the model ids this server answers to, the first one named in responses (default: the "
+                        "engine folder's name)")
     p.add_argument("--topology", choices=TOPOLOGIES, default=o.topology,
                    help="disaggregated: context and generation workers; colocated: workers holding both engines")
     p.add_argument("--context-workers", type=int, default=o.context_workers, help="quantized-prefill workers")
@@ -68,4 +76,5 @@ def server_config_from_args(args: argparse.Namespace, engine_dir: Path) -> Serve
                                       args.generation_workers, devices, args.kv_transport,
                                       max_pending=args.max_pending, request_timeout=args.request_timeout)
     return ServerConfig(orchestrator, args.host, args.port, args.api_key, args.shutdown_timeout, args.max_body_bytes,
-                        args.metrics_without_key, args.enable_docs, args.trust_request_chat_template)
+                        args.metrics_without_key, args.enable_docs, args.trust_request_chat_template,
+                        tuple(args.served_model_name or ()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,37 +46,38 @@ def sse(obj: dict) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
-async def _events(chunks: AsyncIterator[dict], head: Envelope, gen: TextGeneration,
+async def _events(chunks: AsyncIterator[dict], head: Envelope, usage: Callable[[], dict],
                   options: StreamOptions | None) -> AsyncIterator[str]:
     try:
         async for chunk in chunks:
             yield sse(chunk)
         if options is not None and options.include_usage:
-            yield sse(head.body([], usage=gen.usage()))
+            yield sse(head.body([], usage=usage()))
     except APIError as e:
         yield sse(e.body())
     yield SSE_DONE
 
 
 class EventStream(StreamingResponse):
-    """Server-sent events that end the generation when the response ends, however it ends (a client
+    """Server-sent events that end the generations when the response ends, however it ends (a client
     that disconnects cancels the stream while the generators are suspended, so their own cleanup
     would wait for garbage collection)."""
 
-    def __init__(self, events: AsyncIterator[str], gen: TextGeneration):
+    def __init__(self, events: AsyncIterator[str], gens: list[TextGeneration]):
         super().__init__(events, media_type="text/event-stream",
                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        self.gen = gen
+        self.gens = gens
 
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self.gen.close()
+            for gen in self.gens:
+                gen.close()
 
 
-def sse_response(chunks: AsyncIterator[dict], head: Envelope, gen: TextGeneration,
-                 options: StreamOptions | None) -> StreamingResponse:
+def sse_response(chunks: AsyncIterator[dict], head: Envelope, gens: list[TextGeneration],
+                 usage: Callable[[], dict], options: StreamOptions | None) -> StreamingResponse:
     """Chunks as server-sent events, then a usage chunk if `stream_options.include_usage`, then
     `[DONE]`. An error that happens mid-stream becomes an event with the OpenAI error body."""
-    return EventStream(_events(chunks, head, gen, options), gen)
+    return EventStream(_events(chunks, head, usage, options), gens)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from trtllm_mixquant.disagg.orchestrator import Orchestrator
-from trtllm_mixquant.engine.sampling import sampling_defaults
+from trtllm_mixquant.engine.sampling import Guide, grammar_engine, sampling_defaults
 from trtllm_mixquant.errors import InvalidRequest
 from trtllm_mixquant.frontend.async_engine import AsyncEngine
 from trtllm_mixquant.frontend.chat import ChatPrompt, build_chat_prompt
@@ -30,10 +30,11 @@ class ServerState:
         self.codec = self.engine.codec
         self.defaults = sampling_defaults(self.engine.model_dir)
         self.metrics = ServerMetrics()
-        self.model_ids = {config.model_name, str(config.engine_dir), str(config.engine_dir.resolve())}
+        self.model_ids = {*config.model_names, str(config.engine_dir), str(config.engine_dir.resolve())}
         self.created = int(time.time())
         self.start_error: str | None = None
         self.on_start_failure, self.on_ready = on_start_failure, on_ready
+        self._grammars = None  # engine.grammar.GrammarCompiler, made for the first guided request
 
     @property
     def max_seq_len(self) -> int:
@@ -81,7 +82,16 @@ class ServerState:
         return await asyncio.to_thread(build_chat_prompt, self.codec, messages, req.template_tools(),
                                        req.template_tool_choice(), kwargs)
 
+    async def check_guide(self, guide: Guide) -> None:
+        """Compile a guide once, off the event loop, so that one the grammar engine cannot read is
+        refused (400, with its reason) before any worker sees it."""
+        if self._grammars is None:
+            config = json.loads((self.engine.model_dir / "config.json").read_text())
+            self._grammars = grammar_engine().GrammarCompiler(self.codec.tokenizer, config["vocab_size"],
+                                                              self.codec.eos_ids)
+        await asyncio.to_thread(self._grammars.compile, guide)
+
     def check_model(self, model: str) -> None:
         if model not in self.model_ids:
             raise APIError(404, f"the model {model!r} does not exist; this server serves "
-                           f"{self.config.model_name!r}", param="model", code="model_not_found")
+                           f"{' or '.join(map(repr, self.config.model_names))}", param="model", code="model_not_found")
