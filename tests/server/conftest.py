@@ -83,3 +83,30 @@ def server(tiny_engines):
     yield RunningServer(url, settings.model_name, engines, starting)
     uv.should_exit = True
     thread.join(60)
+
+
+@pytest.fixture(scope="session")
+def colocated(tiny_engines):
+    """The same tiny engines served from this process by a LocalEngine (colocated topology, where the
+    quantized mode runs too), under two aliases (`--served-model-name tiny org/tiny-agent`)."""
+    import uvicorn
+
+    from trtllm_mixquant.disagg.config import OrchestratorConfig
+    from trtllm_mixquant.engine.config import EngineConfig
+    from trtllm_mixquant.frontend.local_engine import LocalEngine
+    from trtllm_mixquant.server.app import create_app
+    from trtllm_mixquant.server.config import ServerConfig
+
+    engines = tiny_engines("qwen3", "nvfp4")
+    engine = EngineConfig(engines, dtype="float32", device="cpu")
+    config = ServerConfig(OrchestratorConfig(engine), port=free_port(), api_key=API_KEY,
+                          served_model_names=("tiny", "org/tiny-agent"))
+    uv = uvicorn.Server(uvicorn.Config(create_app(config, engine=LocalEngine(engine)), port=config.port,
+                                       log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{config.port}"
+    wait_healthy(url)
+    yield RunningServer(url, "tiny", engines, (0, 0))
+    uv.should_exit = True
+    thread.join(30)

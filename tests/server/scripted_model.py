@@ -4,7 +4,7 @@ Its attention and MLP outputs are (nearly) zero, so each next token depends only
 token: a bigram table written into the embeddings and the LM head. After `assistant\\n` the reply is
 `<think>hm</think><tool_call>CALL</tool_call><|im_end|>`, CALL being one added token holding a
 Hermes-style JSON call.
-The tokenizer's chat template renders tools, assistant tool calls and tool results Qwen3-style.
+The tokenizer's chat template renders tools, reasoning, assistant tool calls and tool results Qwen3-style.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ CHAT_TEMPLATE = """
 {% endif %}
 {%- for m in messages %}
 {%- if m.role == 'assistant' %}<|im_start|>assistant
-{{ m.content }}{% for c in m.tool_calls or [] %}<tool_call>
+{% if m.reasoning_content %}<think>{{ m.reasoning_content }}</think>{% endif %}{{ m.content }}{% for c in m.tool_calls or [] %}<tool_call>
 {"name": {{ c.function.name | tojson }}, "arguments": {{ c.function.arguments | tojson }}}
 </tool_call>{% endfor %}<|im_end|>
 {% elif m.role == 'tool' %}<|im_start|>user

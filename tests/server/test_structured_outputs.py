@@ -2,23 +2,22 @@
 client, on both topologies: the disaggregated server (`server`: context and generation worker
 processes) and a colocated one (`colocated`: both engines in the server's process, where the
 quantized mode runs too). The tiny engines have random weights, so every property checked here is
-one the grammar, the sampler or the server guarantees, whatever the model prefers."""
+one the grammar, the sampler or the server guarantees, whatever the model prefers.
+The `colocated` server answers to two aliases (`--served-model-name tiny org/tiny-agent`)."""
 
 from __future__ import annotations
 
 import json
 import math
-import threading
 from typing import Literal
 
 import pytest
 import torch
 from pydantic import BaseModel, Field
 
-from tests.server.conftest import API_KEY, RunningServer, http, wait_healthy
+from tests.server.conftest import API_KEY, http
 from trtllm_mixquant.engine.llm import LLM
 from trtllm_mixquant.engine.sampling import Guide, SamplingParams
-from trtllm_mixquant.ports import free_port
 
 pytestmark = pytest.mark.slow  # real servers or worker processes
 
@@ -44,31 +43,6 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": 
              "type": "object", "properties": {"zone": {"type": "string", "enum": ["UTC", "CET"]}},
              "required": ["zone"]}}}]
 ASK = [{"role": "user", "content": "What's the weather in Paris?"}]
-
-
-@pytest.fixture(scope="module")
-def colocated(server):
-    """The same tiny engines served from this process by a LocalEngine (colocated topology)."""
-    import uvicorn
-
-    from trtllm_mixquant.disagg.config import OrchestratorConfig
-    from trtllm_mixquant.engine.config import EngineConfig
-    from trtllm_mixquant.frontend.local_engine import LocalEngine
-    from trtllm_mixquant.server.app import create_app
-    from trtllm_mixquant.server.config import ServerConfig
-
-    engine = EngineConfig(server.engine_dir, dtype="float32", device="cpu")
-    config = ServerConfig(OrchestratorConfig(engine), port=free_port(), api_key=API_KEY,
-                          served_model_names=("tiny", "org/tiny-agent"))
-    uv = uvicorn.Server(uvicorn.Config(create_app(config, engine=LocalEngine(engine)), port=config.port,
-                                       log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{config.port}"
-    wait_healthy(url)
-    yield RunningServer(url, "tiny", server.engine_dir, (0, 0))
-    uv.should_exit = True
-    thread.join(30)
 
 
 def servers_and_modes():

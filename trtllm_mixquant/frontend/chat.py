@@ -2,10 +2,10 @@
 tools, tool_choice.
 
 tool_choice: `none` renders no tools (and `<tool_call>` text stays content); `auto` renders them;
-`required` renders them and constrains the reply, with a grammar (`engine.grammar`), to an optional
-reasoning block and then one `<tool_call>` holding a valid call of one of them (name and arguments
-matching its parameters' JSON schema); a named function renders only that tool and constrains the
-reply to a call of it (Qwen3/Hermes format).
+`required` renders them and constrains the reply, with a grammar (`engine.grammar`), to one
+`<tool_call>` holding a valid call of one of them (name and arguments matching its parameters' JSON
+schema), after an optional `<think>` block if the chat template renders reasoning; a named function
+renders only that tool and constrains the reply to a call of it (Qwen3/Hermes format).
 """
 
 from __future__ import annotations
@@ -105,11 +105,11 @@ def choose_tools(tools: list[dict] | None, tool_choice: str | dict | None) -> tu
     return chosen, True
 
 
-def forced_call_guide(tools: list[dict], in_reasoning: bool) -> Guide:
-    """A call of one of `tools`, after a reasoning block unless the prompt already opened one."""
+def forced_call_guide(tools: list[dict], reasons: bool) -> Guide:
+    """A call of one of `tools`, after an optional reasoning block if the model reasons (`reasons`)."""
     try:
         return grammar_engine().tool_call_guide(call_schema(tools), CALL + "\n", "\n" + END_CALL,
-                               None if in_reasoning else (THINK, END_THINK))
+                                               (THINK, END_THINK) if reasons else None)
     except (RuntimeError, ValueError) as e:
         raise InvalidRequest(f"the tools' parameters are not a JSON schema the grammar engine reads: {e}",
                              param="tools") from None
@@ -134,5 +134,8 @@ def build_chat_prompt(codec: TextCodec, messages: list[dict[str, Any]], tools: l
         raise InvalidRequest("the chat template cannot render these messages with these chat_template_kwargs",
                              param="chat_template_kwargs") from None
     in_reasoning = text.rstrip().endswith(THINK)
-    guide = forced_call_guide(rendered_tools, in_reasoning) if forced else None
+    # A model reasons if its template renders reasoning and has not opened the block for it already
+    # (a model that does not reason could wander in an open-ended block the grammar allowed it).
+    reasons = THINK in (codec.tokenizer.chat_template or "") and not in_reasoning
+    guide = forced_call_guide(rendered_tools, reasons) if forced else None
     return ChatPrompt(codec.encode(text, param="messages"), guide, rendered_tools is not None, in_reasoning)
