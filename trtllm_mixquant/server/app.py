@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from trtllm_mixquant.frontend.async_engine import AsyncEngine
-from trtllm_mixquant.server import chat_completions, completions
+from trtllm_mixquant.server import chat_completions, completions, responses_api
 from trtllm_mixquant.server.errors import install_error_handlers
 from trtllm_mixquant.server.guard import Guard
 from trtllm_mixquant.server.config import ServerConfig
@@ -96,6 +96,7 @@ def create_app(config: ServerConfig, on_start_failure: Callable[[], None] | None
     app.add_api_route("/v1/models/{model_id:path}", model, methods=["GET"])
     app.include_router(completions.router)
     app.include_router(chat_completions.router)
+    app.include_router(responses_api.router)
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/metrics", metrics, methods=["GET"])
     app.add_middleware(Guard, config=config)
