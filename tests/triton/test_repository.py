@@ -31,10 +31,12 @@ def tensors(**values):
 def test_bls_inputs_become_a_request():
     req = parse(tensors(text_input="hi", max_tokens=np.int32(5), temperature=np.float32(0.5), top_k=np.int32(3),
                         seed=np.uint64(7), stream=True, mixquant_mode="bf16", exclude_input_in_output=True,
-                        end_id=np.int32(2)) | {"stop_words": np.array([[b"x", b""]], dtype=object)})
+                        end_id=np.int32(2), presence_penalty=np.float32(0.5), frequency_penalty=np.float32(0.25),
+                        repetition_penalty=np.float32(1.5)) | {"stop_words": np.array([[b"x", b""]], dtype=object)})
     assert (req.text, req.mode, req.stream, req.exclude_input) == ("hi", "bf16", True, True)
     p = req.params
     assert (p.max_tokens, p.temperature, p.top_k, p.seed, p.stop, p.stop_token_ids) == (5, 0.5, 3, 7, ["x"], [2])
+    assert (p.presence_penalty, p.frequency_penalty, p.repetition_penalty) == (0.5, 0.25, 1.5)
 
 
 @pytest.mark.parametrize("values, words", [
@@ -44,6 +46,7 @@ def test_bls_inputs_become_a_request():
     ({"text_input": "a", "max_tokens": np.int32(2), "seed": np.uint64(2**64 - 1)}, "seed must be a 64-bit"),
     ({"text_input": "a", "max_tokens": np.int32(2), "beam_width": np.int32(4)}, "beam_width=4 is not supported"),
     ({"text_input": "a", "max_tokens": np.int32(2), "bad_words": "b"}, "bad_words is not supported"),
+    ({"text_input": "a", "max_tokens": np.int32(2), "repetition_penalty": np.float32(3)}, "repetition_penalty must be"),
     ({"text_input": "a", "max_tokens": np.int32(2), "lora_task_id": np.uint64(1)}, "unknown inputs: lora_task_id"),
 ])
 def test_bad_inputs_are_refused(values, words):

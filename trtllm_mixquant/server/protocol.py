@@ -29,6 +29,14 @@ _warned: set[str] = set()  # unknown request fields already logged
 MAX_PROMPTS = 64  # prompts per /v1/completions request
 
 
+def warn_ignored(fields) -> None:
+    """Log the request fields this server accepts and does not read, once per field name."""
+    unknown = sorted(set(fields) - _warned)
+    if unknown:
+        _warned.update(unknown)
+        log.warning("ignoring request field(s) this server does not read: %s (said once per field)", ", ".join(unknown))
+
+
 class MixquantOptions(BaseModel):
     """`extra_body={"mixquant": {...}}`: this server's own per-request options."""
 
@@ -85,11 +93,7 @@ class GenerationRequest(BaseModel):
                 raise InvalidRequest(f"`{name}`={value!r} is not supported by this server", param=name)
         if not 1 <= self.n <= MAX_N:
             raise InvalidRequest(f"n must be in [1, {MAX_N}] (got {self.n})", param="n")
-        unknown = sorted(set(self.model_extra or {}) - _warned)
-        if unknown:
-            _warned.update(unknown)
-            log.warning("ignoring request field(s) this server does not read: %s (said once per field)",
-                        ", ".join(unknown))
+        warn_ignored(self.model_extra or {})
 
     def guide(self) -> Guide | None:
         """What `response_format` or a `guided_*` field asks the reply to be (at most one of them)."""

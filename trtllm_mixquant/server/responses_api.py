@@ -24,7 +24,7 @@ from trtllm_mixquant.errors import InvalidRequest
 from trtllm_mixquant.frontend.tool_parser import ReplyDelta, ReplyParser, ToolCall
 from trtllm_mixquant.server.errors import APIError
 from trtllm_mixquant.server.generation import pieces, start_generations, whole_replies
-from trtllm_mixquant.server.protocol import ChatCompletionRequest, GenerationRequest, MixquantOptions
+from trtllm_mixquant.server.protocol import ChatCompletionRequest, GenerationRequest, MixquantOptions, warn_ignored
 from trtllm_mixquant.server.responses import EventStream, now, sse
 from trtllm_mixquant.server.state import ServerState
 
@@ -164,7 +164,9 @@ def to_chat_request(req: ResponsesRequest, history: list[dict]) -> tuple[ChatCom
         response_format = {"type": fmt.type}
         if fmt.type == "json_schema":
             response_format["json_schema"] = {"name": fmt.name, "schema": fmt.json_schema or {}}
-    extra = {k: v for k, v in (req.model_extra or {}).items() if k in GenerationRequest.model_fields}
+    given = req.model_extra or {}
+    extra = {k: v for k, v in given.items() if k in GenerationRequest.model_fields}
+    warn_ignored(set(given) - set(extra) - {"metadata"})
     try:
         chat = ChatCompletionRequest.model_validate({
             **extra, "model": req.model, "messages": messages, "tools": chat_tools(req.tools),

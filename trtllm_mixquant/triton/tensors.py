@@ -47,8 +47,7 @@ OUTPUTS = {
     "num_output_tokens": ("TYPE_INT32", [1]),
     "finish_reason": ("TYPE_STRING", [1]),  # ours: stop, length, cancelled
 }
-NEUTRAL = {"repetition_penalty": (1.0,), "presence_penalty": (0.0,), "frequency_penalty": (0.0,),
-           "beam_width": (1,), "num_return_sequences": (1,)}
+NEUTRAL = {"beam_width": (1,), "num_return_sequences": (1,)}
 
 
 @dataclass
@@ -105,7 +104,10 @@ def parse(inputs: dict[str, np.ndarray]) -> TritonRequest:
                                 top_p=float(scalar(inputs, "top_p", 1.0)), top_k=int(scalar(inputs, "top_k", 0)),
                                 seed=None if seed is None else int(seed), stop=strings(inputs, "stop_words"),
                                 stop_token_ids=[] if end_id is None else [int(end_id)],
-                                ignore_eos=bool(scalar(inputs, "ignore_eos", False)))
+                                ignore_eos=bool(scalar(inputs, "ignore_eos", False)),
+                                presence_penalty=float(scalar(inputs, "presence_penalty", 0.0)),
+                                frequency_penalty=float(scalar(inputs, "frequency_penalty", 0.0)),
+                                repetition_penalty=float(scalar(inputs, "repetition_penalty", 1.0)))
     except ValueError as e:
         raise InvalidRequest(str(e)) from None
     return TritonRequest(text, params, scalar(inputs, "mixquant_mode"), bool(scalar(inputs, "stream", False)),
