@@ -354,6 +354,8 @@ class Orchestrator:
             if not msg.ok:
                 self._abandon(req)
                 self._fail(req, RequestFailed(f"the KV transfer from {slot.name} to {req.generation} failed"))
+            if req.done:  # the report came after the last token: the request is settled now
+                self.attempts.pop(req.wire_id, None)
         elif isinstance(msg, m.Tokens):
             self._on_tokens(req, msg)
         elif isinstance(msg, m.Failed):
@@ -418,7 +420,8 @@ class Orchestrator:
             return
         req.done = True
         self.requests.pop(req.request_id, None)
-        self.attempts.pop(req.wire_id, None)
+        if not req.kv_in_flight:  # else the context worker's report of the transfer is still to come
+            self.attempts.pop(req.wire_id, None)
         if req in self.parked:
             self.parked.remove(req)
         req.stream.events.put_nowait(event)
@@ -456,6 +459,9 @@ class Orchestrator:
                 del self.kv_owed[rid]
                 if dead.name == ctx:
                     self._tell(gen, m.KVWontCome(rid))
+        for wire_id, req in list(self.attempts.items()):
+            if req.done and req.context == dead.name:
+                del self.attempts[wire_id]  # its transfer report will never come
         for req in list(self.requests.values()):
             if dead.name not in (req.generation, req.context if req.kv_in_flight else None):
                 continue
