@@ -58,6 +58,6 @@ def test_tokenizer_and_chat_template(tokenizer):
 
 def test_solves_held_out_agent_tasks(model, tokenizer):
     count = lambda text: len(tokenizer.encode(text).ids)  # noqa: E731
-    tasks = generate_tasks("asset-test", 0, 6, 1024, count)
+    tasks = generate_tasks("asset-test", 0, 4, 1024, count)  # 10 decision points
     report = agent_accuracy(model, tokenizer, tasks, max_new_tokens=48)[1024]
-    assert report["accuracy"] >= 0.7, report  # 0.875 when shipped; random weights score 0
+    assert report["accuracy"] >= 0.7, report  # 0.8 for the shipped model; random weights score 0
