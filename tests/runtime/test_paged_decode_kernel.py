@@ -6,6 +6,8 @@ before anything imports triton); with one, every test runs the compiled kernel.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -50,11 +52,20 @@ def make_case(context_lens, num_kv_heads: int, group: int, head_dim: int, block_
     return tuple(t.to(DEVICE) for t in tensors)
 
 
-@pytest.mark.parametrize("num_splits", NUM_SPLITS)
-@pytest.mark.parametrize("group", [1, 2, 4])
-@pytest.mark.parametrize("block_size", [16, 32])
-@pytest.mark.parametrize("head_dim", [16, 64])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def reference_cases() -> list[tuple]:
+    """(dtype, head_dim, block_size, group, num_splits): the whole grid on a GPU; under the interpreter
+    (~1 s a case) a covering subset: every split count with both dtypes, and every group with every
+    block size and head size (the kernel's code paths are the same; the grid multiplies them)."""
+    dtypes, heads, blocks, groups = (torch.float32, torch.bfloat16), (16, 64), (16, 32), (1, 2, 4)
+    if ON_GPU:
+        return list(itertools.product(dtypes, heads, blocks, groups, NUM_SPLITS))
+    splits = [(d, 64, 16, 4, n) for d in dtypes for n in NUM_SPLITS]
+    shapes = [(dtypes[i % 2], h, b, g, NUM_SPLITS[(i % 3) + 1])
+              for i, (h, b, g) in enumerate(itertools.product(heads, blocks, groups))]
+    return splits + shapes
+
+
+@pytest.mark.parametrize("dtype, head_dim, block_size, group, num_splits", reference_cases())
 def test_matches_reference(dtype, head_dim, block_size, group, num_splits):
     q, k_cache, v_cache, block_tables, context_lens = make_case(
         (*CONTEXT_LENS, block_size), num_kv_heads=2, group=group, head_dim=head_dim, block_size=block_size,
