@@ -35,7 +35,7 @@ from trtllm_mixquant.disagg import messages as m
 from trtllm_mixquant.disagg.config import OrchestratorConfig, WorkerSpec
 from trtllm_mixquant.disagg.launcher import LocalLauncher, WorkerProcess
 from trtllm_mixquant.disagg.requests import RequestState
-from trtllm_mixquant.engine.base import BlockUsage
+from trtllm_mixquant.engine.base import BlockUsage, in_prompt_order
 from trtllm_mixquant.engine.engine_dirs import resolve_engine_dirs
 from trtllm_mixquant.engine.phase import RequestRules
 from trtllm_mixquant.errors import InvalidRequest, Overloaded, RequestFailed, ServingError, Unavailable
@@ -373,7 +373,7 @@ class Orchestrator:
         self.counters.generated_tokens += len(msg.token_ids)
         prompt_logprobs = None
         if msg.prompt_logprobs is not None:  # the first tokens: both workers' parts, in prompt order
-            prompt_logprobs = [v for _, v in sorted({**req.prompt_logprobs, **msg.prompt_logprobs}.items())]
+            prompt_logprobs = in_prompt_order({**req.prompt_logprobs, **msg.prompt_logprobs})
         event = TokenEvent(msg.token_ids, msg.finish_reason, logprobs=msg.logprobs, prompt_logprobs=prompt_logprobs)
         if msg.finish_reason:
             self._finish(req, event)

@@ -72,6 +72,12 @@ class RequestUpdate:
     # first token, or with "prefilled"), for the positions this engine computed
 
 
+def in_prompt_order(prompt_logprobs: dict[int, TokenLogprobs]) -> list[TokenLogprobs]:
+    """`RequestUpdate.prompt_logprobs` (by position, from one or more engines) as a list: of prompt
+    tokens 1, 2, ..."""
+    return [value for _, value in sorted(prompt_logprobs.items())]
+
+
 @dataclass(frozen=True)
 class Reservation:
     """Blocks reserved for a request whose KV comes from elsewhere."""

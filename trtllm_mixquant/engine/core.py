@@ -18,8 +18,8 @@ from trtllm_mixquant.engine.model_runner import ModelRunner
 from trtllm_mixquant.engine.sampler import sample, token_logprobs
 from trtllm_mixquant.engine.sampling import grammar_engine
 from trtllm_mixquant.engine.scheduler import Scheduler
-from trtllm_mixquant.errors import InvalidRequest
 from trtllm_mixquant.engine.sequence import Sequence, Status
+from trtllm_mixquant.errors import InvalidRequest
 from trtllm_mixquant.manifest import KVCacheLayout
 from trtllm_mixquant.runtime.kv_cache import KVCache
 from trtllm_mixquant.runtime.model import CausalLM

@@ -98,12 +98,13 @@ class GrammarMatcher:
 
     def __init__(self, matcher: xgrammar.GrammarMatcher, vocab_size: int):
         self.matcher, self.vocab_size = matcher, vocab_size
+        self.bitmask = xgrammar.allocate_token_bitmask(1, vocab_size)  # [1, ceil(V / 32)] int32, refilled each step
 
     def mask(self, logits: torch.Tensor) -> None:
         """Set the logits [V] of tokens the grammar forbids next to -inf, in place."""
-        bitmask = xgrammar.allocate_token_bitmask(1, self.vocab_size)
-        self.matcher.fill_next_token_bitmask(bitmask)
-        xgrammar.apply_token_bitmask_inplace(logits.view(1, -1), bitmask.to(logits.device), vocab_size=self.vocab_size)
+        self.matcher.fill_next_token_bitmask(self.bitmask)
+        xgrammar.apply_token_bitmask_inplace(logits.view(1, -1), self.bitmask.to(logits.device),
+                                             vocab_size=self.vocab_size)
 
     def accept(self, token: int) -> bool:
         """Advance by one sampled token; True once the grammar is complete (its stop token taken)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from trtllm_mixquant.engine import create_backend
-from trtllm_mixquant.engine.base import EngineRequest
+from trtllm_mixquant.engine.base import EngineRequest, in_prompt_order
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.engine_dirs import resolve_engine_dirs
 from trtllm_mixquant.engine.phase import RequestRules
@@ -138,7 +138,7 @@ class LLM:
                     if update.logprobs:
                         p.logprobs = (p.logprobs or []) + update.logprobs
                     if update.prompt_logprobs is not None:
-                        p.prompt_logprobs = [v for _, v in sorted(update.prompt_logprobs.items())]
+                        p.prompt_logprobs = in_prompt_order(update.prompt_logprobs)
                     piece = p.text_stream.push(update.token_ids, update.finish_reason)
                     p.text += piece.text
                     p.finish_reason = piece.finish_reason

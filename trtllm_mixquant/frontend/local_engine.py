@@ -13,7 +13,7 @@ import threading
 from dataclasses import replace
 
 from trtllm_mixquant.engine import create_backend
-from trtllm_mixquant.engine.base import EngineRequest, RequestUpdate
+from trtllm_mixquant.engine.base import EngineRequest, RequestUpdate, in_prompt_order
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.engine_dirs import resolve_engine_dirs
 from trtllm_mixquant.engine.phase import RequestRules
@@ -149,8 +149,7 @@ class LocalEngine:
                 self.counters["quantized_prefill_tokens"] += max(cut - update.num_cached_prompt, 0)
             stream.num_cached_prompt = update.num_cached_prompt
             stream.num_generated += len(update.token_ids)
-            prompt_logprobs = None if update.prompt_logprobs is None else [
-                v for _, v in sorted(update.prompt_logprobs.items())]
+            prompt_logprobs = None if update.prompt_logprobs is None else in_prompt_order(update.prompt_logprobs)
             self.counters["generated_tokens"] += len(update.token_ids)
             if update.finish_reason:
                 self._end(update.request_id, TokenEvent(update.token_ids, update.finish_reason,

@@ -1,8 +1,8 @@
 """Request bodies of the OpenAI API (the fields this server reads), and their sampling parameters.
 
-Unknown fields are accepted and ignored (logged once per field name), as OpenAI clients send many; fields that would change the
-result and that the engine cannot honour (best_of, suffix, logit_bias) are refused with a 400
-unless they hold their neutral value. Extensions, under the names vLLM uses: `top_k`,
+Unknown fields are accepted and ignored (logged once per field name), as OpenAI clients send many;
+fields that would change the result and that the engine cannot honour (best_of, suffix,
+logit_bias) are refused with a 400 unless they hold their neutral value. Extensions, under the names vLLM uses: `top_k`,
 `repetition_penalty`, `ignore_eos`, `chat_template_kwargs`, `guided_json`, `guided_regex`,
 `guided_grammar`; and this server's `mixquant: {"mode": ..., "session_id": ...}`.
 """
@@ -25,8 +25,8 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
     "best_of": (None, 1), "suffix": (None, ""), "logit_bias": (None, {}),
 }
 MAX_N = 16  # choices per prompt
-_warned: set[str] = set()  # unknown request fields already logged
 MAX_PROMPTS = 64  # prompts per /v1/completions request
+_warned: set[str] = set()  # unknown request fields already logged
 
 
 def warn_ignored(fields) -> None:
@@ -135,14 +135,14 @@ class GenerationRequest(BaseModel):
             return value if value is not None else defaults.get(name, fallback)
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         seed = None if self.seed is None else self.seed + choice
-        logprobs = self.num_logprobs()
+        logprobs, prompt_logprobs = self.num_logprobs(), self.num_prompt_logprobs()  # may raise with their param
         try:
             return SamplingParams(max_tokens=max_tokens, temperature=pick("temperature", 1.0),
                                   top_p=pick("top_p", 1.0), top_k=pick("top_k", 0), seed=seed, stop=stop,
                                   ignore_eos=self.ignore_eos, presence_penalty=self.presence_penalty or 0.0,
                                   frequency_penalty=self.frequency_penalty or 0.0,
                                   repetition_penalty=pick("repetition_penalty", 1.0), logprobs=logprobs,
-                                  prompt_logprobs=self.num_prompt_logprobs(), guide=guide)
+                                  prompt_logprobs=prompt_logprobs, guide=guide)
         except ValueError as e:
             raise InvalidRequest(str(e)) from None
 

@@ -184,10 +184,9 @@ def _reasoning_item(text: str) -> dict:
             "content": [{"type": "reasoning_text", "text": text}], "status": "completed"}
 
 
-def _message_item(text: str, status: str = "completed", item_id: str | None = None) -> dict:
-    return {"type": "message", "id": item_id or f"msg_{uuid.uuid4().hex}", "status": status, "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if text or
-            status == "completed" else []}
+def _message_item(text: str) -> dict:
+    return {"type": "message", "id": f"msg_{uuid.uuid4().hex}", "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}
 
 
 def _call_item(call: ToolCall) -> dict:
