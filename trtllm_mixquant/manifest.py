@@ -36,18 +36,34 @@ class KVCacheLayout:
     """Shape of the paged KV cache both engines read and write, and all token <-> block arithmetic.
 
     One block holds `block_size` tokens of keys and values for every layer:
-    K and V are each [num_layers, num_blocks, block_size, num_kv_heads, head_dim] in `dtype`.
-    `engine.json` records the layout the engines were built for (dtype bfloat16); a running engine's
-    pool has the dtype it runs in. `tp_size` is how many tensor-parallel ranks split the KV heads (1:
-    one rank holds them all).
+    K and V are each [num_layers, num_blocks, block_size, kv heads, head_dim] in `dtype`.
+    `engine.json` records the layout the engines were built for (dtype bfloat16, one rank); a running
+    engine's pool has the dtype it runs in, and under tensor parallelism each of its `tp_size` ranks
+    holds the KV heads `kv_heads()` of rank `tp_rank` (an equal share, or one head replicated when
+    there are fewer heads than ranks).
     """
 
     num_layers: int
-    num_kv_heads: int
+    num_kv_heads: int  # of the model (all ranks together)
     head_dim: int
     dtype: str = "bfloat16"
     block_size: int = DEFAULT_BLOCK_SIZE
     tp_size: int = 1
+    tp_rank: int = 0
+
+    def kv_heads(self, tp_rank: int | None = None) -> tuple[int, int]:
+        """The KV heads [start, stop) a rank's pool holds (this one's by default)."""
+        rank = self.tp_rank if tp_rank is None else tp_rank
+        if self.num_kv_heads >= self.tp_size:
+            share = self.num_kv_heads // self.tp_size
+            return rank * share, (rank + 1) * share
+        head = rank // (self.tp_size // self.num_kv_heads)
+        return head, head + 1
+
+    @property
+    def local_kv_heads(self) -> int:
+        start, stop = self.kv_heads()
+        return stop - start
 
     @classmethod
     def from_hf_config(cls, cfg: dict, block_size: int = DEFAULT_BLOCK_SIZE) -> KVCacheLayout:
@@ -62,14 +78,16 @@ class KVCacheLayout:
         return -(-num_tokens // self.block_size)
 
     def bytes_per_token(self) -> int:
-        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * ITEMSIZE[self.dtype]
+        """Of one rank's pool."""
+        return 2 * self.num_layers * self.local_kv_heads * self.head_dim * ITEMSIZE[self.dtype]
 
     def mismatches(self, other: KVCacheLayout) -> list[str]:
-        """Human-readable differences between two layouts (empty when they match)."""
+        """Human-readable differences between two layouts that keep KV from moving between them
+        (empty when none do). Different tensor-parallel splits do not: heads move rank to rank."""
         return [
             f"{name}: {getattr(self, name)!r} vs {getattr(other, name)!r}"
             for name in self.__dataclass_fields__
-            if getattr(self, name) != getattr(other, name)
+            if name not in ("tp_size", "tp_rank") and getattr(self, name) != getattr(other, name)
         ]
 
 

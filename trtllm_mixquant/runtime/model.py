@@ -22,15 +22,25 @@ from trtllm_mixquant.runtime.kv_cache import KVCache
 from trtllm_mixquant.runtime.layers.linear import Linear
 from trtllm_mixquant.runtime.layers.norm import RMSNorm
 from trtllm_mixquant.runtime.layers.rotary import RotaryEmbedding
+from trtllm_mixquant.runtime.layers.vocab import VocabEmbedding, VocabHead
+from trtllm_mixquant.runtime.parallel import TPGroup, check_tp, column_shard, kv_head_range, row_shard
 
 
 class Attention(torch.nn.Module):
-    def __init__(self, cfg: ModelConfig, rotary: RotaryEmbedding):
+    """This rank's query heads and KV heads (`parallel.kv_head_range`) of the layer's attention."""
+
+    def __init__(self, cfg: ModelConfig, rotary: RotaryEmbedding, tp: TPGroup):
         super().__init__()
-        self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
-        q_dim, kv_dim = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
-        self.qkv_proj = Linear(cfg.hidden_size, [q_dim, kv_dim, kv_dim], cfg.qkv_bias, ("q_proj", "k_proj", "v_proj"))
-        self.o_proj = Linear(q_dim, [cfg.hidden_size], False)
+        d = cfg.head_dim
+        first, last = kv_head_range(cfg.num_kv_heads, tp.size, tp.rank)
+        self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads // tp.size, last - first, d
+        q_dim, kv_dim = self.num_heads * d, self.num_kv_heads * d
+        q_full, kv_full = cfg.num_heads * d, cfg.num_kv_heads * d
+        shard = column_shard([(tp.rank * q_dim, (tp.rank + 1) * q_dim, q_full), (first * d, last * d, kv_full),
+                              (first * d, last * d, kv_full)])
+        self.qkv_proj = Linear(cfg.hidden_size, [q_dim, kv_dim, kv_dim], cfg.qkv_bias, ("q_proj", "k_proj", "v_proj"),
+                               shard)
+        self.o_proj = Linear(q_dim, [cfg.hidden_size], False, shard=row_shard(q_full, tp), reduce=tp)
         if cfg.qk_norm:
             self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps)
             self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps)
@@ -58,11 +68,13 @@ class Attention(torch.nn.Module):
 
 
 class MLP(torch.nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, tp: TPGroup):
         super().__init__()
-        i = cfg.intermediate_size
-        self.gate_up_proj = Linear(cfg.hidden_size, [i, i], False, ("gate_proj", "up_proj"))
-        self.down_proj = Linear(i, [cfg.hidden_size], False)
+        full = cfg.intermediate_size
+        i = full // tp.size
+        part = (tp.rank * i, (tp.rank + 1) * i, full)
+        self.gate_up_proj = Linear(cfg.hidden_size, [i, i], False, ("gate_proj", "up_proj"), column_shard([part, part]))
+        self.down_proj = Linear(i, [cfg.hidden_size], False, shard=row_shard(full, tp), reduce=tp)
 
     def forward(self, x: torch.Tensor, num_quantized: int) -> torch.Tensor:
         gate, up = self.gate_up_proj(x, num_quantized).chunk(2, dim=-1)
@@ -70,12 +82,12 @@ class MLP(torch.nn.Module):
 
 
 class DecoderLayer(torch.nn.Module):
-    def __init__(self, cfg: ModelConfig, rotary: RotaryEmbedding):
+    def __init__(self, cfg: ModelConfig, rotary: RotaryEmbedding, tp: TPGroup):
         super().__init__()
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.self_attn = Attention(cfg, rotary)
+        self.self_attn = Attention(cfg, rotary, tp)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.mlp = MLP(cfg)
+        self.mlp = MLP(cfg, tp)
 
     def forward(self, x: torch.Tensor, batch: StepBatch, k_cache: torch.Tensor, v_cache: torch.Tensor,
                 block_size: int) -> torch.Tensor:
@@ -94,31 +106,33 @@ class DecoderLayer(torch.nn.Module):
 
 
 class DecoderModel(torch.nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, tp: TPGroup):
         super().__init__()
         rotary = RotaryEmbedding(cfg.head_dim, cfg.max_position_embeddings, cfg.rope_theta, cfg.rope_scaling)
-        self.embed_tokens = torch.nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.layers = torch.nn.ModuleList(DecoderLayer(cfg, rotary) for _ in range(cfg.num_layers))
+        self.embed_tokens = VocabEmbedding(cfg.vocab_size, cfg.hidden_size, tp)
+        self.layers = torch.nn.ModuleList(DecoderLayer(cfg, rotary, tp) for _ in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
 
 class CausalLM(torch.nn.Module):
-    """Embeddings, decoder layers over the paged KV cache, final norm and LM head."""
+    """Embeddings, decoder layers over the paged KV cache, final norm and LM head: the whole model, or
+    one tensor-parallel rank's shard of it (`tp`)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, tp: TPGroup = TPGroup()):
         super().__init__()
-        self.config = cfg
-        self.model = DecoderModel(cfg)
-        self.lm_head = torch.nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        check_tp(cfg, tp.size)
+        self.config, self.tp = cfg, tp
+        self.model = DecoderModel(cfg, tp)
+        self.lm_head = VocabHead(cfg.vocab_size, cfg.hidden_size, tp)
 
-    def forward(self, batch: StepBatch, kv_cache: KVCache) -> torch.Tensor:
-        """Returns logits [R, vocab] (fp32) for the token rows `batch.logits_indices`."""
+    def forward(self, batch: StepBatch, kv_cache: KVCache) -> torch.Tensor | None:
+        """Returns logits [R, vocab] (fp32) for the token rows `batch.logits_indices` (None on the
+        tensor-parallel ranks other than 0)."""
         x = self.model.embed_tokens(batch.input_ids)
         batch = pack_kv(batch, kv_cache.layout.block_size, x.dtype)
         for i, layer in enumerate(self.model.layers):
             x = layer(x, batch, kv_cache.k[i], kv_cache.v[i], kv_cache.layout.block_size)
-        x = self.model.norm(x[batch.logits_indices])
-        return self.lm_head(x).float()
+        return self.lm_head(self.model.norm(x[batch.logits_indices]))
 
     def compile_regions(self) -> None:
         """torch.compile every layer's `pre_attention` and `post_attention` (dynamic token count).

@@ -25,6 +25,7 @@ from trtllm_mixquant.formats import (
 )
 from trtllm_mixquant.runtime.compile import compile_exact
 from trtllm_mixquant.runtime.loader import CheckpointError, TensorReader
+from trtllm_mixquant.runtime.parallel import Shard
 
 log = logging.getLogger(__name__)
 _announced: set[str] = set()
@@ -137,15 +138,17 @@ def _shared(values: list[torch.Tensor], what: str, prefixes: list[str]) -> torch
     return values[0]
 
 
-def make_quantized_kernel(reader: TensorReader, prefixes: list[str], dtype: torch.dtype,
+def make_quantized_kernel(reader: TensorReader, prefixes: list[str], shard: Shard, dtype: torch.dtype,
                           device: torch.device) -> torch.nn.Module:
-    """The best kernel on `device` for the projections `prefixes` of a ModelOpt checkpoint, fused."""
+    """The best kernel on `device` for the projections `prefixes` of a ModelOpt checkpoint, fused, or
+    this rank's `shard` of them: weights and NVFP4 block scales cut (on 16-value blocks along K for a
+    row-parallel shard), per-tensor scales whole, native NVFP4 scales swizzled per shard."""
     device = torch.device(device)
 
     def get(name: str) -> list[torch.Tensor]:
-        return [reader.get(f"{p}.{name}").to(device) for p in prefixes]
+        return [reader.get(f"{p}.{name}", shard.part(i)).to(device) for i, p in enumerate(prefixes)]
 
-    bias = torch.cat(get("bias")) if f"{prefixes[0]}.bias" in reader else None
+    bias = torch.cat(get("bias")) if f"{prefixes[0]}.bias" in reader and shard.keeps_bias else None
     weights = get("weight")
     input_scale = _shared(get("input_scale"), "input_scale", prefixes)
     if weights[0].dtype == torch.uint8:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from trtllm_mixquant.runtime.parallel import Shard, TPGroup
+
 
 class DenseLinear(torch.nn.Module):
     """Unquantized y = x W^T + b, in the weight's dtype."""
@@ -29,11 +31,16 @@ class Linear(torch.nn.Module):
 
     `sources` names the checkpoint projections fused into this one, concatenated along the output
     dimension (e.g. q_proj, k_proj, v_proj): one GEMM, and one activation quantization, for all.
+    Under tensor parallelism `in_features` and `out_sizes` are this rank's, `shard` says which part of
+    each source it loads, and a row-parallel projection sums its partial outputs over `reduce`.
     """
 
-    def __init__(self, in_features: int, out_sizes: list[int], bias: bool, sources: tuple[str, ...] = ()):
+    def __init__(self, in_features: int, out_sizes: list[int], bias: bool, sources: tuple[str, ...] = (),
+                 shard: Shard | None = None, reduce: TPGroup | None = None):
         super().__init__()
         self.in_features, self.out_sizes, self.has_bias, self.sources = in_features, out_sizes, bias, sources
+        self.shard = shard or Shard.whole(out_sizes)
+        self.reduce = reduce if reduce is not None and reduce.size > 1 else None  # no graph break on one rank
         self.precise: torch.nn.Module | None = None
         self.quantized: torch.nn.Module | None = None
 
@@ -45,7 +52,9 @@ class Linear(torch.nn.Module):
     def forward(self, x: torch.Tensor, num_quantized: int) -> torch.Tensor:
         """x [T, in] -> [T, out]; rows [0, num_quantized) through the quantized kernel."""
         if num_quantized == 0:
-            return self.precise(x)
-        if num_quantized == x.shape[0]:
-            return self.quantized(x)
-        return torch.cat([self.quantized(x[:num_quantized]), self.precise(x[num_quantized:])])
+            out = self.precise(x)
+        elif num_quantized == x.shape[0]:
+            out = self.quantized(x)
+        else:
+            out = torch.cat([self.quantized(x[:num_quantized]), self.precise(x[num_quantized:])])
+        return out if self.reduce is None else self.reduce.all_reduce(out)
