@@ -24,8 +24,8 @@ class RecordingBackend:
         return getattr(self.inner, name)
 
 
-def build_recording(config, dirs, role):
-    return RecordingBackend(build_pytorch_backend(config, dirs, role))
+def build_recording(config, dirs, role, tp=None):
+    return RecordingBackend(build_pytorch_backend(config, dirs, role, tp))
 
 
 def test_a_registered_backend_serves_llm(tiny_engines):

@@ -137,3 +137,6 @@ class EngineBackend(Protocol):
 
     def check_blocks(self) -> None:
         """Raise AssertionError if block ownership is inconsistent (tests)."""
+
+    def close(self) -> None:
+        """Stop what the backend started (its other tensor-parallel ranks)."""

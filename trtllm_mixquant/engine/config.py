@@ -29,12 +29,15 @@ class EngineConfig:
     compile_regions: bool = True  # GPU: torch.compile each layer's two regions around attention
     fp8_attention: bool = False  # the quantized prompt tokens' attention in FP8 too (Q, K, V per-head scaled)
     backend: str = "pytorch"  # which engine implementation runs it (`trtllm_mixquant.engine.BACKENDS`)
+    tensor_parallel_size: int = 1  # ranks (one GPU each) the model is split over (`engine.ranks`)
 
     def __post_init__(self):
         object.__setattr__(self, "engine_dir", Path(self.engine_dir))
         check_mode(self.mode)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)} (got {self.dtype!r})")
+        if self.tensor_parallel_size < 1:
+            raise ValueError(f"tensor_parallel_size must be at least 1 (got {self.tensor_parallel_size})")
 
     def eager(self) -> EngineConfig:
         """No torch.compile and no CUDA graphs (`--enforce-eager`): starts in seconds, steps run slower."""
@@ -61,6 +64,8 @@ def add_engine_arguments(p: argparse.ArgumentParser, device: bool = True) -> Non
                    help="tokens computed in one step; longer prompts are prefilled in chunks")
     p.add_argument("--enforce-eager", action="store_true",
                    help="on a GPU, run without torch.compile and CUDA graphs: starts in seconds, steps run slower")
+    p.add_argument("--tensor-parallel-size", "--tp", type=int, default=d.tensor_parallel_size,
+                   help="split the model over this many ranks, one GPU each (on CPU: processes)")
     p.add_argument("--fp8-attention", action="store_true",
                    help="prefill the quantized prompt tokens' attention in FP8 as well (the KV cache stays BF16)")
 
@@ -69,5 +74,6 @@ def engine_config_from_args(args: argparse.Namespace, engine_dir: Path) -> Engin
     config = EngineConfig(engine_dir, mode=args.mode, num_precise_prompt_tokens=args.num_precise_prompt_tokens,
                           device=getattr(args, "device", "auto"), dtype=args.dtype,
                           kv_cache_blocks=args.kv_cache_blocks, max_num_seqs=args.max_num_seqs,
-                          max_step_tokens=args.max_step_tokens, fp8_attention=args.fp8_attention)
+                          max_step_tokens=args.max_step_tokens, fp8_attention=args.fp8_attention,
+                          tensor_parallel_size=args.tensor_parallel_size)
     return config.eager() if args.enforce_eager else config

@@ -15,6 +15,7 @@ from trtllm_mixquant.engine.batch_builder import build_step
 from trtllm_mixquant.engine.block_manager import BlockManager
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.model_runner import ModelRunner
+from trtllm_mixquant.engine.ranks import stop_followers
 from trtllm_mixquant.engine.sampler import sample, token_logprobs
 from trtllm_mixquant.engine.sampling import grammar_engine
 from trtllm_mixquant.engine.scheduler import Scheduler
@@ -57,7 +58,7 @@ class EngineCore:
         if self._grammars is None:
             if self.tokenizer is None:
                 raise InvalidRequest("this engine was started without its tokenizer, so it cannot follow a guide")
-            vocab_size = self.model.model.embed_tokens.weight.shape[0]
+            vocab_size = self.model.config.vocab_size
             self._grammars = grammar_engine().GrammarCompiler(self.tokenizer, vocab_size, self.eos_ids)
         return self._grammars
 
@@ -82,6 +83,10 @@ class EngineCore:
 
     def has_work(self) -> bool:
         return self.scheduler.has_work()
+
+    def close(self) -> None:
+        """Stop the other tensor-parallel ranks (rank 0; nothing to do on one rank)."""
+        stop_followers(self.model.tp)
 
     def abort(self, request_id: str) -> None:
         """End a request in whatever state it is (waiting, running, reserved, prefilled) and free its blocks."""

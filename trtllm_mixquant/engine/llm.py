@@ -77,6 +77,10 @@ class LLM:
         self.engine = create_backend(self.config, "colocated", self.dirs)
         self._ids = itertools.count()
 
+    def close(self) -> None:
+        """Stop the engine's other tensor-parallel ranks (nothing to do on one rank)."""
+        self.engine.close()
+
     def tokens(self, text_or_ids: str | list[int]) -> list[int]:
         return self.codec.encode(text_or_ids) if isinstance(text_or_ids, str) else list(text_or_ids)
 

@@ -13,6 +13,7 @@ import logging
 
 import torch
 
+from trtllm_mixquant.engine.ranks import STEP
 from trtllm_mixquant.runtime.batch import StepBatch
 from trtllm_mixquant.runtime.kv_cache import KVCache
 from trtllm_mixquant.runtime.model import CausalLM
@@ -36,8 +37,12 @@ class ModelRunner:
                      "precise, quantized) compiles for a while")
 
     @torch.inference_mode()
-    def forward(self, batch: StepBatch) -> torch.Tensor:
-        """Logits [R, vocab] (fp32) for `batch.logits_indices`."""
+    def forward(self, batch: StepBatch) -> torch.Tensor | None:
+        """Logits [R, vocab] (fp32) for `batch.logits_indices` (None on tensor-parallel ranks but 0).
+        Rank 0 of a tensor-parallel group first sends the batch to the other ranks, which run this too."""
+        tp = self.model.tp
+        if tp.size > 1 and tp.rank == 0:
+            tp.broadcast((STEP, batch))
         b = batch.num_tokens
         decode = (batch.max_query_len == 1 and batch.logits_indices.shape[0] == b
                   and batch.num_quantized in (0, b) and b <= self.graph_sizes[-1])
@@ -50,7 +55,7 @@ class ModelRunner:
         graph, static, logits = self.graphs[key]
         self._fill(static, batch)
         graph.replay()
-        return logits[:b]
+        return None if logits is None else logits[:b]
 
     def _static_batch(self, size: int, quantized: bool) -> StepBatch:
         bs = self.kv.layout.block_size

@@ -53,6 +53,7 @@ class LocalEngine:
         if self.thread is not None:
             self.commands.put(None)
             await asyncio.to_thread(self.thread.join, 30)
+            self.backend.close()
         for request_id in list(self.streams):
             self._end(request_id, TokenEvent([], "error", Unavailable("the engine is shutting down")))
 
