@@ -185,7 +185,7 @@ def test_worker_death_fails_or_retries_and_the_rest_keep_serving(loop, engines, 
             # a request that is decoding when its worker dies fails with a clear error
             handle = await submit(orch, llm.tokens(PROMPTS[1]), SamplingParams(max_tokens=1900, ignore_eos=True))
             async for _ in handle:
-                os.kill(orch.slots[orch.requests[handle.request_id].generation].process.process.pid, signal.SIGKILL)
+                os.kill(orch.slots[orch.requests[handle.request_id].generation].process.processes[0].pid, signal.SIGKILL)
                 break
             with pytest.raises(RequestFailed, match="died"):
                 await handle.result()
@@ -204,8 +204,8 @@ def test_request_sent_to_a_worker_that_just_died_is_retried(loop, engines, offli
     orch = started(loop, engines, context_workers=1, generation_workers=2)
     try:
         victim = orch.slots["generation0"]
-        os.kill(victim.process.process.pid, signal.SIGKILL)
-        victim.process.process.join()
+        os.kill(victim.process.processes[0].pid, signal.SIGKILL)
+        victim.process.processes[0].join()
 
         async def go():
             handle = await submit(orch, llm.tokens(PROMPTS[0]))  # routed before the death is noticed

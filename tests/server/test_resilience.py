@@ -147,13 +147,13 @@ def load(url: str, model: str, n: int, results: list) -> None:
 def test_sigkill_of_a_worker_under_load(served, role):
     url, model, orchestrator = served
     victim, survivor = (orchestrator.slots[n] for n in ((f"{role}0", "generation0" if role == "context" else "context0")))
-    survivor_pid = survivor.process.process.pid
+    survivor_pid = survivor.process.processes[0].pid
     restarts = metric(url, "mixquant_worker_restarts_total ")
     results: list[str] = []
     loader = threading.Thread(target=load, args=(url, model, 24, results))
     loader.start()
     time.sleep(1.5)  # requests in every stage
-    os.kill(victim.process.process.pid, signal.SIGKILL)
+    os.kill(victim.process.processes[0].pid, signal.SIGKILL)
     killed = time.monotonic()
     while http("GET", url + "/health")[0] == 200 and time.monotonic() - killed < 5:
         time.sleep(0.05)
@@ -164,7 +164,7 @@ def test_sigkill_of_a_worker_under_load(served, role):
     loader.join(180)
     assert not loader.is_alive() and len(results) == 24, results  # nothing hung
     assert all(r == "ok" or r.startswith(("http 503", "stream error", "http 500")) for r in results), results
-    assert survivor.process.process.pid == survivor_pid and survivor.process.alive()
+    assert survivor.process.processes[0].pid == survivor_pid and survivor.process.alive()
     assert metric(url, "mixquant_worker_restarts_total ") == restarts + 1
     print(f"\nSIGKILL {role}0: /health back to ok after {recovered:.1f} s; of 24 requests "
           f"{results.count('ok')} served, {len(results) - results.count('ok')} failed cleanly: "

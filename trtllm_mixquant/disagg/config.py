@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trtllm_mixquant.engine.config import EngineConfig
+from trtllm_mixquant.engine.rank_plan import RankPlan
 
 TOPOLOGIES = ("disaggregated", "colocated")
+LAUNCHERS = ("local", "mpi")
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,21 @@ class OrchestratorConfig:
     request_timeout: float | None = None  # seconds before a request fails
     max_retries: int = 1  # times a request that produced no output is retried after its worker died
     max_restarts: int = 5  # times a dead worker is replaced (with backoff) before its slot stays empty
+    context_tensor_parallel_size: int | None = None  # None: the engine's (`EngineConfig.tensor_parallel_size`)
+    launcher: str = "local"  # how workers start: local (child processes), mpi (`mpirun -n TP` per worker)
 
     def __post_init__(self):
         if self.topology not in TOPOLOGIES:
             raise ValueError(f"topology must be one of {', '.join(TOPOLOGIES)} (got {self.topology!r})")
         if self.generation_workers < 1 or (self.topology == "disaggregated" and self.context_workers < 1):
             raise ValueError("every role needs at least one worker")
+        if self.launcher not in LAUNCHERS:
+            raise ValueError(f"launcher must be one of {', '.join(LAUNCHERS)} (got {self.launcher!r})")
+
+    def tensor_parallel_size(self, role: str) -> int:
+        if role == "context" and self.context_tensor_parallel_size is not None:
+            return self.context_tensor_parallel_size
+        return self.engine.tensor_parallel_size
 
     @property
     def roles(self) -> list[str]:
@@ -47,6 +58,15 @@ class WorkerSpec:
     incarnation: int = 0  # how many times this worker was replaced
     hold_seconds: float = 60.0  # context worker, pull: how long prefilled KV waits for its reader
     kv_events: bool = False  # report the prefix cache's stored and evicted blocks (`messages.KVEvents`)
+    ranks: tuple[RankPlan, ...] = ()  # tensor parallelism: how each rank joins (empty: one rank, no group)
+    rank_transport_options: tuple[dict[str, Any], ...] = ()  # per rank, where ranks differ (else transport_options)
+
+    @property
+    def tp_size(self) -> int:
+        return self.engine.tensor_parallel_size
+
+    def transport_options_of(self, rank: int) -> dict[str, Any]:
+        return self.rank_transport_options[rank] if self.rank_transport_options else self.transport_options
 
     @property
     def id(self) -> str:

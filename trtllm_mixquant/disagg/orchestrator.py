@@ -30,10 +30,10 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from trtllm_mixquant.devices import resolve_device, resolve_dtype
 from trtllm_mixquant.disagg import messages as m
 from trtllm_mixquant.disagg.config import OrchestratorConfig, WorkerSpec
-from trtllm_mixquant.disagg.launcher import LocalLauncher, WorkerProcess
+from trtllm_mixquant.disagg.launcher import WorkerProcess, make_launcher
+from trtllm_mixquant.disagg.planning import plan_workers
 from trtllm_mixquant.disagg.requests import RequestState
 from trtllm_mixquant.engine.base import BlockUsage, in_prompt_order
 from trtllm_mixquant.engine.engine_dirs import resolve_engine_dirs
@@ -45,12 +45,6 @@ from trtllm_mixquant.transfer import TRANSPORTS, resolve_transport
 
 log = logging.getLogger(__name__)
 SUPERVISE_INTERVAL = 0.2  # seconds between liveness and deadline checks
-
-
-def default_devices() -> tuple[str, ...]:
-    import torch
-
-    return tuple(f"cuda:{i}" for i in range(torch.cuda.device_count())) or ("cpu",)
 
 
 @dataclass(eq=False)
@@ -97,7 +91,7 @@ class Orchestrator:
         self.precision = self.dirs.precision
         self.model_dir = self.dirs.generation
         self.transport = None if colocated else resolve_transport(config.kv_transport)
-        self.launcher = launcher or LocalLauncher()
+        self.launcher = launcher or make_launcher(config.launcher)
         self.slots: dict[str, WorkerSlot] = {}
         self.requests: dict[str, RequestState] = {}
         self.attempts: dict[str, RequestState] = {}  # wire id -> request
@@ -111,19 +105,7 @@ class Orchestrator:
         self._stopping = threading.Event()
 
     def worker_specs(self) -> list[WorkerSpec]:
-        config = self.config
-        roles, devices = config.roles, config.devices or default_devices()
-        options = [{}] * len(roles)
-        if self.transport:
-            options = TRANSPORTS.resolve(self.transport).plan(len(roles), config.host)
-        counts = dict.fromkeys(roles, 0)
-        specs = []
-        dtype = resolve_dtype(config.engine.dtype, resolve_device(devices[0]))  # one dtype: the KV pools must pair
-        for i, role in enumerate(roles):
-            engine = replace(config.engine, device=devices[i % len(devices)], dtype=dtype)
-            specs.append(WorkerSpec(role, f"{role}{counts[role]}", engine, self.transport, options[i]))
-            counts[role] += 1
-        return specs
+        return plan_workers(self.config, self.transport)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self, timeout: float = 600.0) -> None:
@@ -143,7 +125,9 @@ class Orchestrator:
             self._connect(slot)
         self._supervisor = asyncio.create_task(self._supervise())
         self.ready = True
-        log.info("orchestrator ready: %s", ", ".join(f"{s.name}@{s.spec.engine.device}" for s in self.slots.values()))
+        log.info("orchestrator ready: %s", ", ".join(
+            f"{s.name}@{s.spec.engine.device}" + (f" (TP {s.spec.tp_size})" if s.spec.tp_size > 1 else "")
+            for s in self.slots.values()))
 
     async def shutdown(self) -> None:
         """Stop the workers; requests still in flight end with an `Unavailable` error."""

@@ -2,7 +2,9 @@
 KV, finishes the prompt and decodes in BF16) or a colocated worker (both phases, one KV pool).
 
 A worker drives an `EngineBackend`, moves KV with a `KVTransport` and talks to the orchestrator
-through a `WorkerChannel`; it knows none of their implementations.
+through a `WorkerChannel`; it knows none of their implementations. A tensor-parallel worker is a
+group of rank processes: this code runs on rank 0, and the others follow it (`rank_main`,
+`engine.ranks`).
 
 KV ownership. A generation worker reserves every block a request can need (prompt plus
 `max_tokens`) when it admits it, so the KV a context worker writes into those blocks can never be
@@ -35,10 +37,13 @@ from trtllm_mixquant.disagg.config import WorkerSpec
 from trtllm_mixquant.engine import create_backend
 from trtllm_mixquant.engine.base import EngineRequest, RequestUpdate
 from trtllm_mixquant.engine.phase import ALL_TOKENS
+from trtllm_mixquant.engine.ranks import follow, join, rank_config
 from trtllm_mixquant.engine.sampling import SamplingParams
 from trtllm_mixquant.errors import InvalidRequest, ServingError
+from trtllm_mixquant.runtime.parallel import TPGroup
 from trtllm_mixquant.transfer import TRANSPORTS
 from trtllm_mixquant.transfer.base import KVLayoutError
+from trtllm_mixquant.transfer.group import open_transport
 
 log = logging.getLogger(__name__)
 USAGE_INTERVAL = 0.05  # seconds between block-usage reports while busy
@@ -46,14 +51,26 @@ IDLE_WAIT, HOLDING_WAIT = 0.05, 0.0005  # seconds the loop waits for a message w
 GONE = "the context worker that prefilled this request is gone; retry"
 
 
+def open_rank(spec: WorkerSpec, rank: int):
+    """This rank's backend and KV transport (rank 0's is the worker's; see `engine.ranks`)."""
+    tp = TPGroup()
+    if spec.ranks:
+        tp = join(spec.ranks[rank], torch.device(rank_config(spec.engine, rank).device))
+    elif spec.tp_size > 1:
+        raise ValueError(f"{spec.id} has tensor_parallel_size {spec.tp_size} but no rank plans; its launcher "
+                         "must give each rank one (`WorkerSpec.ranks`)")
+    backend = create_backend(spec.engine, spec.role, tp=tp)
+    transport = None
+    if spec.transport:
+        transport = open_transport(TRANSPORTS.resolve(spec.transport), spec.id, backend.kv_cache,
+                                   spec.transport_options_of(rank), tp)
+    return tp, backend, transport
+
+
 class Worker:
     def __init__(self, spec: WorkerSpec, channel: WorkerChannel):
         self.spec, self.channel, self.id = spec, channel, spec.id
-        self.backend = create_backend(spec.engine, spec.role)
-        self.transport = None
-        if spec.transport:
-            self.transport = TRANSPORTS.resolve(spec.transport)(spec.id, self.backend.kv_cache,
-                                                                **spec.transport_options)
+        _, self.backend, self.transport = open_rank(spec, 0)
         self.waiting: deque[m.Admit] = deque()  # generation: admissions waiting for free blocks
         self.receiving: dict[str, bool] = {}  # generation: reserved, KV may land -> cancelled meanwhile
         self.active: set[str] = set()  # requests the backend computes (not waiting for KV, not being sent)
@@ -84,6 +101,7 @@ class Worker:
             self.report_usage()
             if self.spec.kv_events:
                 self.report_kv_events()
+        self.backend.close()
 
     def drain(self, wait: float) -> None:
         msg = self.channel.recv(wait)
@@ -333,15 +351,27 @@ class Worker:
         self.channel.send(m.BlocksChecked(self.id, error))
 
 
-def worker_main(spec: WorkerSpec, channel: WorkerChannel) -> None:
-    """Process entry point. Ctrl-C and SIGTERM go to the orchestrator, which stops its workers
-    after letting in-flight requests finish; a worker ignores them."""
+def _process_setup(spec: WorkerSpec, label: str) -> None:
+    """Ctrl-C and SIGTERM go to the orchestrator, which stops its workers after letting in-flight
+    requests finish; a worker ignores them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {spec.id} %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {label} %(levelname)s %(message)s")
     logging.getLogger("nixl").setLevel(logging.WARNING)  # its agent start-up notes
     if spec.engine.device == "cpu":
         torch.set_num_threads(1)  # several workers share the host's cores
+
+
+def rank_main(spec: WorkerSpec, rank: int) -> None:
+    """Process entry point of rank `rank` > 0 of a tensor-parallel worker: it follows rank 0."""
+    _process_setup(spec, f"{spec.id}.r{rank}")
+    tp, backend, transport = open_rank(spec, rank)
+    follow(tp, backend.runner, transport)
+
+
+def worker_main(spec: WorkerSpec, channel: WorkerChannel) -> None:
+    """Process entry point of a worker (of its rank 0 under tensor parallelism)."""
+    _process_setup(spec, spec.id)
     try:
         worker = Worker(spec, channel)
     except Exception:  # report the failure to start instead of dying silently

@@ -90,6 +90,9 @@ class MixQuantEngine(LLMEngine):
         if not TRANSPORTS.resolve("nixl").available():
             raise RuntimeError("Dynamo workers move KV with NIXL, which is not installed: "
                                "pip install 'trtllm-mixquant[nixl,dynamo]'")
+        if self.config.engine.tensor_parallel_size > 1:
+            raise ValueError("a Dynamo worker runs on one rank: its decode worker pulls KV, which tensor-parallel "
+                             "workers do not offer yet; serve tensor-parallel workers with `trtllm-mixquant serve`")
         loop = asyncio.get_running_loop()
         self.ready = loop.create_future()
         self.channel = ThreadChannel(loop, self._deliver)

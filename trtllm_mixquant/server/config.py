@@ -7,7 +7,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from trtllm_mixquant.disagg.config import TOPOLOGIES, OrchestratorConfig
+from trtllm_mixquant.disagg.config import LAUNCHERS, TOPOLOGIES, OrchestratorConfig
 from trtllm_mixquant.engine.config import EngineConfig, add_engine_arguments, engine_config_from_args
 
 
@@ -63,6 +63,10 @@ def add_server_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devices", default=None,
                    help="comma-separated devices the workers take in turn (default: every GPU, else cpu)")
     p.add_argument("--kv-transport", default=o.kv_transport, help="nixl, torch (torch.distributed) or auto")
+    p.add_argument("--context-tensor-parallel-size", "--context-tp", type=int, default=None,
+                   help="ranks of each context worker (default: --tensor-parallel-size)")
+    p.add_argument("--launcher", choices=LAUNCHERS, default=o.launcher,
+                   help="local: workers as child processes; mpi: each worker under `mpirun -n TP` (mpi4py ranks)")
     p.add_argument("--max-pending", type=int, default=o.max_pending, help="requests in flight before answering 429")
     p.add_argument("--request-timeout", type=float, default=None, help="seconds before a request fails")
     p.add_argument("--shutdown-timeout", type=float, default=d.shutdown_timeout,
@@ -74,7 +78,9 @@ def server_config_from_args(args: argparse.Namespace, engine_dir: Path) -> Serve
     devices = tuple(d.strip() for d in args.devices.split(",")) if args.devices else ()
     orchestrator = OrchestratorConfig(engine_config_from_args(args, engine_dir), args.topology, args.context_workers,
                                       args.generation_workers, devices, args.kv_transport,
-                                      max_pending=args.max_pending, request_timeout=args.request_timeout)
+                                      max_pending=args.max_pending, request_timeout=args.request_timeout,
+                                      context_tensor_parallel_size=args.context_tensor_parallel_size,
+                                      launcher=args.launcher)
     return ServerConfig(orchestrator, args.host, args.port, args.api_key, args.shutdown_timeout, args.max_body_bytes,
                         args.metrics_without_key, args.enable_docs, args.trust_request_chat_template,
                         tuple(args.served_model_name or ()))

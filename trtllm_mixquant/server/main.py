@@ -47,8 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # an engine folder that cannot be served
         raise SystemExit(f"error: {e}") from None
     o = config.orchestrator
-    workers = (f"{o.context_workers} context + {o.generation_workers} generation" if o.topology == "disaggregated"
-               else f"{o.generation_workers} colocated")
+    def tp(role: str) -> str:
+        n = o.tensor_parallel_size(role)
+        return f" (TP {n}: {n} ranks each)" if n > 1 else ""
+
+    workers = (f"{o.context_workers} context{tp('context')} + {o.generation_workers} generation{tp('generation')}"
+               if o.topology == "disaggregated" else f"{o.generation_workers} colocated{tp('colocated')}")
     print(f"serve: starting {workers} worker(s) for {config.engine_dir}; the URL is printed once they are ready",
           flush=True)
     logging.getLogger("uvicorn.error").addFilter(lambda record: "Uvicorn running on" not in record.getMessage())

@@ -6,6 +6,12 @@ runs: each worker publishes a `PeerInfo` (its pool's layout plus an `address` on
 reads), peers `connect` to each other (layouts are checked once, here), the receiver `expect`s a
 request's KV in its reserved blocks, the sender `send`s, and both poll for completions.
 
+Tensor parallelism. Each rank of a worker has its own transport over its own pool (its share of
+the KV heads). A worker of several ranks publishes a group `PeerInfo` whose address lists its
+ranks' (`rank_infos`); a sender rank moves each head to the receiving rank that holds it
+(`head_moves`), so context TP m and generation TP n pair for any m and n that split the heads,
+and every note a receiving rank gets says how many it will get for that request.
+
 Transports that can also pull (`supports_pull`) let the receiver `fetch` blocks a sender holds,
 for servers that pick the generation worker only once the prefill is done (Dynamo): the sender
 learns through `poll_read` that it may free them.
@@ -54,6 +60,55 @@ class PeerInfo:
         if problems:
             raise KVLayoutError(f"KV caches of {self.name} and {other.name} differ (" + "; ".join(problems)
                                 + "); build both engines with `python build.py --phase both` and run them in one dtype.")
+
+
+def rank_infos(peer: PeerInfo) -> list[PeerInfo]:
+    """The ranks of a worker, in tensor-parallel order (a single-rank worker is its own)."""
+    ranks = peer.address.get("ranks")
+    return [peer] if ranks is None else [PeerInfo.from_wire(r) for r in ranks]
+
+
+def group_info(name: str, ranks: list[PeerInfo]) -> PeerInfo:
+    """A worker of several ranks, as its peers see it (layout: rank 0's, whose tp_size is the group's)."""
+    return PeerInfo(name, ranks[0].layout, ranks[0].num_blocks, {"ranks": [r.to_wire() for r in ranks]})
+
+
+@dataclass(frozen=True)
+class HeadMove:
+    """Heads [src_head, src_head + count) of sending rank `src_rank`'s pool go to heads
+    [dst_head, dst_head + count) of receiving rank `dst_rank`'s (offsets within each pool)."""
+
+    src_rank: int
+    dst_rank: int
+    src_head: int
+    dst_head: int
+    count: int
+    arrivals: int  # how many moves land on dst_rank for one request (its notes to count)
+
+    def whole_rows(self, src: KVCacheLayout, dst: KVCacheLayout) -> bool:
+        """Whether the move is every head of both pools, so whole blocks move as they lie."""
+        return self.count == src.local_kv_heads == dst.local_kv_heads
+
+
+def head_moves(src: KVCacheLayout, dst: KVCacheLayout) -> list[HeadMove]:
+    """Who sends which heads to whom, from a group split `src.tp_size` ways to one split
+    `dst.tp_size` ways: each receiving rank takes each head it holds from the lowest sending rank
+    holding it (heads replicated over several ranks are sent once)."""
+    owner = {}
+    for rank in reversed(range(src.tp_size)):
+        for head in range(*src.kv_heads(rank)):
+            owner[head] = rank
+    moves = []
+    for d in range(dst.tp_size):
+        first, last = dst.kv_heads(d)
+        runs: list[list[int]] = []  # [src_rank, first head, count]
+        for head in range(first, last):
+            if runs and runs[-1][0] == owner[head]:
+                runs[-1][2] += 1
+            else:
+                runs.append([owner[head], head, 1])
+        moves += [HeadMove(s, d, h - src.kv_heads(s)[0], h - first, n, len(runs)) for s, h, n in runs]
+    return moves
 
 
 class KVTransport(Protocol):

@@ -7,6 +7,11 @@ Pull (Dynamo, where the generation worker is picked after the prefill): the gene
 the blocks the context worker holds into its reserved ones and NIXL notifies the context worker,
 which then frees them. Runs of consecutive blocks are coalesced into single descriptors. UCX moves
 DRAM on CPU and VRAM on GPU, over shared memory on one host and the network across hosts.
+
+Between workers of different tensor-parallel sizes each sending rank writes its heads into the
+receiving ranks that hold them (`base.head_moves`); a move of part of a token's heads is one
+descriptor per token and layer (correct, and slow for long prompts: a gather into staging blocks
+first is what a production path would do). Pulling needs one rank on both sides.
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ import importlib.util
 import numpy as np
 
 from trtllm_mixquant.runtime.kv_cache import KVCache
-from trtllm_mixquant.transfer.base import PeerInfo, kv_bytes, pool_info
+from trtllm_mixquant.transfer.base import (
+    HeadMove,
+    KVLayoutError,
+    PeerInfo,
+    head_moves,
+    kv_bytes,
+    pool_info,
+    rank_infos,
+)
 
 
 # Longest descriptor. 16 MiB descriptors moved 1.2 GB at 212 GB/s on two H100s; a 4.6 GB transfer
@@ -43,17 +56,28 @@ def block_runs(src: list[int], dst: list[int], max_blocks: int) -> list[tuple[in
     return [tuple(r) for r in runs]
 
 
-def descriptors(info: PeerInfo, runs: list[tuple[int, int]]) -> np.ndarray:
-    """[2 * layers * len(runs), 3] (address, bytes, device) rows for (start_block, length) runs."""
-    a = info.address
-    layers = np.arange(info.layout.num_layers, dtype=np.uint64)[:, None]
-    starts = np.array([s for s, _ in runs], dtype=np.uint64)[None, :]
-    lengths = np.array([n for _, n in runs], dtype=np.uint64)[None, :]
+def descriptors(info: PeerInfo, runs: list[tuple[int, int]], heads: tuple[int, int] | None = None) -> np.ndarray:
+    """(address, bytes, device) rows for (start_block, length) runs of blocks: one row per run and
+    layer of K and V, or with `heads` = (first, count) only those heads, one row per token and layer."""
+    a, layout = info.address, info.layout
+    u64 = np.uint64
+    if heads is None:  # pool rows are blocks
+        starts = np.array([s for s, _ in runs], dtype=u64)
+        sizes = np.array([n * a["block_bytes"] for _, n in runs], dtype=u64)
+        unit, rows_per_layer, offset = a["block_bytes"], info.num_blocks, 0
+    else:  # pool rows are tokens; `count` heads from head `first` of each
+        unit = a["block_bytes"] // layout.block_size
+        head_bytes = unit // layout.local_kv_heads
+        blocks = np.concatenate([np.arange(s, s + n, dtype=u64) for s, n in runs])
+        starts = (blocks[:, None] * u64(layout.block_size) + np.arange(layout.block_size, dtype=u64)).ravel()
+        sizes = np.full(starts.shape, heads[1] * head_bytes, dtype=u64)
+        rows_per_layer, offset = info.num_blocks * layout.block_size, heads[0] * head_bytes
+    layers = np.arange(layout.num_layers, dtype=u64)[:, None]
     rows = []
     for base in (a["k_base"], a["v_base"]):
-        addr = np.uint64(base) + (layers * np.uint64(info.num_blocks) + starts) * np.uint64(a["block_bytes"])
-        size = np.broadcast_to(lengths * np.uint64(a["block_bytes"]), addr.shape)
-        dev = np.full(addr.shape, a["device_id"], dtype=np.uint64)
+        addr = u64(base) + (layers * u64(rows_per_layer) + starts[None, :]) * u64(unit) + u64(offset)
+        size = np.broadcast_to(sizes[None, :], addr.shape)
+        dev = np.full(addr.shape, a["device_id"], dtype=u64)
         rows.append(np.stack([addr.ravel(), size.ravel(), dev.ravel()], axis=1))
     return np.concatenate(rows)
 
@@ -81,9 +105,10 @@ class NixlKVTransport:
                               mem_type="VRAM" if device.type == "cuda" else "DRAM", device_id=device.index or 0)
         self.peers: dict[str, PeerInfo] = {}  # connected: layouts checked
         self.known: set[str] = set()  # agents whose metadata we loaded
-        self.sending: dict[str, object] = {}  # request id -> NIXL transfer handle (writes)
-        self.fetching: dict[str, object] = {}  # request id -> NIXL transfer handle (reads)
+        self.sending: dict[str, list] = {}  # request id -> NIXL transfer handles (writes, one per receiving rank)
+        self.fetching: dict[str, list] = {}  # request id -> NIXL transfer handles (reads)
         self.notes: dict[bool, list[str]] = {False: [], True: []}  # read note? -> request ids
+        self.arrived: dict[str, int] = {}  # request id -> write notes so far, until all its senders' came
 
     @classmethod
     def available(cls) -> bool:
@@ -94,8 +119,9 @@ class NixlKVTransport:
         return [{} for _ in range(num_workers)]  # agents exchange their metadata through `PeerInfo`
 
     def connect(self, peer: PeerInfo) -> None:
-        self.info.check_compatible(peer)
-        self._know(peer)
+        for rank in rank_infos(peer):
+            self.info.check_compatible(rank)
+            self._know(rank)
         self.peers[peer.name] = peer
 
     def _know(self, peer: PeerInfo) -> None:
@@ -104,34 +130,48 @@ class NixlKVTransport:
             self.known.add(peer.name)
 
     def expect(self, request_id: str, dst_blocks: list[int]) -> None:
-        """Nothing to prepare: the sender writes straight into the blocks and notifies us."""
+        """Nothing to prepare: the senders write straight into the blocks and notify us."""
 
-    def _transfer(self, op: str, request_id: str, local_blocks: list[int], peer: str, far_blocks: list[int],
-                  note: bytes):
-        remote = self.peers[peer]
+    def _transfer(self, op: str, request_id: str, local_blocks: list[int], remote: PeerInfo, far_blocks: list[int],
+                  note: bytes, move: HeadMove | None = None):
+        """One NIXL transfer between our blocks and `remote`'s (one rank), of every head or of `move`'s."""
         block_bytes = self.info.address["block_bytes"]
         runs = block_runs(local_blocks, far_blocks, max(MAX_DESCRIPTOR_BYTES // block_bytes, 1))
-        local = self.agent.get_xfer_descs(descriptors(self.info, [(s, n) for s, _, n in runs]),
+        ours, theirs = None, None
+        if move is not None and not move.whole_rows(self.info.layout, remote.layout):
+            ours, theirs = (move.src_head, move.count), (move.dst_head, move.count)
+        local = self.agent.get_xfer_descs(descriptors(self.info, [(s, n) for s, _, n in runs], ours),
                                           self.info.address["mem_type"])
-        far = self.agent.get_xfer_descs(descriptors(remote, [(d, n) for _, d, n in runs]), remote.address["mem_type"])
+        far = self.agent.get_xfer_descs(descriptors(remote, [(d, n) for _, d, n in runs], theirs),
+                                        remote.address["mem_type"])
         try:
-            handle = self.agent.initialize_xfer(op, local, far, peer, note)
+            handle = self.agent.initialize_xfer(op, local, far, remote.name, note)
             started = self.agent.transfer(handle) != "ERR"
         except Exception as err:  # e.g. nixlRemoteDisconnectError: the peer is gone
-            raise RuntimeError(f"NIXL could not start the KV transfer of {request_id} with {peer}: {err}") from err
+            raise RuntimeError(f"NIXL could not start the KV transfer of {request_id} with {remote.name}: {err}") from err
         if not started:
-            raise RuntimeError(f"NIXL could not start the KV transfer of {request_id} with {peer}")
+            raise RuntimeError(f"NIXL could not start the KV transfer of {request_id} with {remote.name}")
         return handle
 
     def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
-        self.sending[request_id] = self._transfer("WRITE", request_id, src_blocks, peer, dst_blocks,
-                                                  request_id.encode())
-        return kv_bytes(self.kv, len(src_blocks))
+        """Write our heads of `src_blocks` into the ranks of `peer` that hold them (none: done at once)."""
+        ranks = rank_infos(self.peers[peer])
+        layout = self.info.layout
+        moves = [mv for mv in head_moves(layout, ranks[0].layout) if mv.src_rank == layout.tp_rank]
+        self.sending[request_id] = [
+            self._transfer("WRITE", request_id, src_blocks, ranks[mv.dst_rank], dst_blocks,
+                           f"{mv.arrivals}:{request_id}".encode(), mv) for mv in moves]
+        return kv_bytes(self.kv, len(src_blocks)) * sum(mv.count for mv in moves) // layout.local_kv_heads
 
     def fetch(self, request_id: str, peer: str, src_blocks: list[int], dst_blocks: list[int]) -> int:
         """Read `peer`'s `src_blocks` into our `dst_blocks`; the peer learns it through `poll_read`."""
-        self.fetching[request_id] = self._transfer("READ", request_id, dst_blocks, peer, src_blocks,
-                                                   READ_NOTE + request_id.encode())
+        remote = self.peers[peer]
+        if self.info.layout.tp_size > 1 or remote.layout.tp_size > 1:
+            raise KVLayoutError(f"pulling KV between tensor-parallel workers is not supported ({self.info.name}: "
+                                f"TP {self.info.layout.tp_size}, {peer}: TP {remote.layout.tp_size}); run them "
+                                "under the orchestrator (`trtllm-mixquant serve`), which pushes KV")
+        self.fetching[request_id] = [self._transfer("READ", request_id, dst_blocks, remote, src_blocks,
+                                                    READ_NOTE + request_id.encode())]
         return kv_bytes(self.kv, len(dst_blocks))
 
     def release(self, request_id: str, peer: PeerInfo) -> None:
@@ -140,18 +180,23 @@ class NixlKVTransport:
         self._know(peer)
         self.agent.send_notif(peer.name, READ_NOTE + request_id.encode())
 
-    def _poll(self, handles: dict[str, object]) -> list[tuple[str, bool]]:
+    def _state(self, handle) -> str:
+        try:
+            return self.agent.check_xfer_state(handle)
+        except Exception:  # the peer died: NIXL raises (nixlRemoteDisconnectError) instead of "ERR"
+            return "ERR"
+
+    def _poll(self, transfers: dict[str, list]) -> list[tuple[str, bool]]:
+        """(request id, succeeded) for requests whose transfers have all ended (or one failed)."""
         done = []
-        for request_id, handle in list(handles.items()):
-            try:
-                state = self.agent.check_xfer_state(handle)
-            except Exception:  # the peer died: NIXL raises (nixlRemoteDisconnectError) instead of "ERR"
-                state = "ERR"
-            if state in ("DONE", "ERR"):
-                with contextlib.suppress(Exception):
-                    self.agent.release_xfer_handle(handle)
-                del handles[request_id]
-                done.append((request_id, state == "DONE"))
+        for request_id, handles in list(transfers.items()):
+            states = [self._state(h) for h in handles]
+            if "ERR" in states or all(state == "DONE" for state in states):
+                for handle in handles:
+                    with contextlib.suppress(Exception):
+                        self.agent.release_xfer_handle(handle)
+                del transfers[request_id]
+                done.append((request_id, "ERR" not in states))
         return done
 
     def poll_sent(self) -> list[tuple[str, bool]]:
@@ -162,10 +207,18 @@ class NixlKVTransport:
         return self._poll(self.fetching)
 
     def _take_notes(self, read: bool) -> list[str]:
+        """Request ids whose reads (read) or writes have all landed: a write note is
+        "{arrivals}:{request id}", one per sending rank."""
         for msgs in self.agent.get_new_notifs().values():
             for msg in msgs:
-                is_read = msg.startswith(READ_NOTE)
-                self.notes[is_read].append(msg[len(READ_NOTE):].decode() if is_read else msg.decode())
+                if msg.startswith(READ_NOTE):
+                    self.notes[True].append(msg[len(READ_NOTE):].decode())
+                    continue
+                arrivals, _, request_id = msg.decode().partition(":")
+                self.arrived[request_id] = self.arrived.get(request_id, 0) + 1
+                if self.arrived[request_id] == int(arrivals):
+                    del self.arrived[request_id]
+                    self.notes[False].append(request_id)
         taken, self.notes[read] = self.notes[read], []
         return taken
 
