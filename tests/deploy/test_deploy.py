@@ -58,6 +58,18 @@ def test_dynamo_and_kubernetes_manifests_are_valid(engines, storage):
     assert deployment["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
 
 
+def test_kubernetes_serve_gives_each_tensor_parallel_rank_a_gpu(engines):
+    serve = documents(render(make_spec(engines, "mixquant", Pool(1, 2), Pool(2, 2)), "kubernetes"), "serve.yaml")
+    container = serve[1]["spec"]["template"]["spec"]["containers"][0]
+    validate_manifest(serve[1])
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": 6}  # 1 x TP 2 context + 2 x TP 2 generation
+    args = container["args"]
+    assert args[args.index("--context-tensor-parallel-size") + 1] == "2"
+    assert args[args.index("--tensor-parallel-size") + 1] == "2"
+    with pytest.raises(DeployError, match="one node of 8 GPUs"):
+        render(make_spec(engines, "mixquant", Pool(2, 2), Pool(2, 4)), "kubernetes")
+
+
 def test_a_typo_in_a_manifest_is_caught(engines):
     """The validation itself: an unknown field fails it, in a core kind and in a custom resource."""
     import jsonschema
@@ -118,10 +130,10 @@ def test_a_mismatched_pair_is_refused_before_anything_is_written(engines, tmp_pa
     (tmp_path / "fp8kv" / "context" / "hf_quant_config.json").write_text(json.dumps(quant))
     with pytest.raises(DeployError, match="quantizes its KV cache"):
         make_spec(tmp_path / "fp8kv", "fp8kv")
-    spec = make_spec(engines, "mixquant", Pool(1, 2))  # our workers are not tensor parallel yet
+    spec = make_spec(engines, "mixquant", Pool(1, 2))  # our Dynamo workers are not tensor parallel
     out = tmp_path / "out"
     with pytest.raises(DeployError, match="one GPU each"):
-        write(spec, ["trtllm", "dynamo"], out)
+        write(spec, ["trtllm", "kubernetes", "dynamo"], out)
     assert not out.exists()  # trtllm would have been fine: nothing is written when any target refuses
 
 

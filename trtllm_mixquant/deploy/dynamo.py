@@ -40,8 +40,9 @@ def _worker(spec: DeploySpec, role: str, pool: Pool) -> dict:
 
 def graph_deployment(spec: DeploySpec) -> dict[str, Any]:
     if spec.context.gpus > 1 or spec.generation.gpus > 1:
-        raise DeployError("our Dynamo workers use one GPU each (tensor-parallel workers are not built yet); ask for "
-                          "more replicas, or use --target trtllm for tensor-parallel TensorRT-LLM servers")
+        raise DeployError("our Dynamo workers use one GPU each (their decode workers pull KV, which tensor-parallel "
+                          "workers do not offer yet); ask for more replicas, use the kubernetes target (`serve` runs "
+                          "tensor-parallel workers), or --target trtllm for tensor-parallel TensorRT-LLM servers")
     frontend = {
         "command": ["python3", "-m", "dynamo.frontend"],
         "args": ["--http-port", str(HTTP_PORT), "--router-mode", "kv"],

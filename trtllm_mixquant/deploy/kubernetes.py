@@ -1,5 +1,5 @@
 """Plain Kubernetes for the one-host server: `trtllm-mixquant serve` in one pod (its context and
-generation workers are processes of that pod, one GPU each), a Service, a ConfigMap with its
+generation workers are processes of that pod, one GPU per tensor-parallel rank), a Service, a ConfigMap with its
 environment, a PodDisruptionBudget, probes on /health and Prometheus scrape annotations.
 
 One pod lands on one node, so it takes the context pool's GPU family (an NVFP4 pair: Blackwell,
@@ -17,18 +17,20 @@ PORT = 8000
 
 
 def serve_manifests(spec: DeploySpec, replicas: int = 1) -> list[dict[str, Any]]:
-    if spec.context.gpus > 1 or spec.generation.gpus > 1:
-        raise DeployError("`serve` workers use one GPU each (tensor-parallel workers are not built yet); "
-                          "ask for more workers instead")
     name, selector = f"{spec.name}-serve", pods.labels(spec, "serve")
-    gpus = spec.context.replicas + spec.generation.replicas
+    gpus = spec.context.replicas * spec.context.gpus + spec.generation.replicas * spec.generation.gpus
+    if gpus > spec.gpus_per_node:
+        raise DeployError(f"`serve` runs in one pod, on one node of {spec.gpus_per_node} GPUs, and these pools need "
+                          f"{gpus}; use the dynamo target to spread workers over nodes")
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{name}-env", "labels": selector},
               "data": {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}}
     container = {
         "name": "serve", "image": spec.image,
         "command": ["trtllm-mixquant", "serve", spec.engine_path],
         "args": ["--host", "0.0.0.0", "--port", str(PORT), "--context-workers", str(spec.context.replicas),
-                 "--generation-workers", str(spec.generation.replicas), "--metrics-without-key"],
+                 "--generation-workers", str(spec.generation.replicas), "--metrics-without-key",
+                 "--context-tensor-parallel-size", str(spec.context.gpus),
+                 "--tensor-parallel-size", str(spec.generation.gpus)],
         "envFrom": [{"configMapRef": {"name": f"{name}-env"}}],
         "ports": [{"name": "http", "containerPort": PORT}],
         "resources": pods.gpu_resources(gpus),
