@@ -11,6 +11,7 @@ from trtllm_mixquant.engine.sampling import SamplingParams
 
 PROMPTS = ["hello world, this is a prompt", "the quick brown fox jumps over the lazy dog " * 2, "a"]
 GREEDY = SamplingParams(max_tokens=8, ignore_eos=True)
+pytestmark = pytest.mark.slow  # rank processes
 
 
 @pytest.fixture(scope="module")

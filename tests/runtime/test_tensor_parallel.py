@@ -62,7 +62,7 @@ def cases(tiny_engines):
     return [(f, p, str(tiny_engines(f, p))) for f in FAMILIES for p in PRECISIONS]
 
 
-@pytest.mark.parametrize("tp_size", [2, 4])
+@pytest.mark.parametrize("tp_size", [2, pytest.param(4, marks=pytest.mark.slow)])  # rank processes: 5 s, 12 s
 def test_split_model_computes_the_whole_models_logits(cases, tp_size):
     whole = logits_by_case(TPGroup(), cases)
     split = run_ranks(tp_size, logits_by_case, cases)

@@ -40,6 +40,9 @@ class FileKVTransport:
     def expect(self, request_id: str, dst_blocks: list[int]) -> None:
         self.expected[request_id] = dst_blocks
 
+    def forget(self, request_id: str) -> None:
+        self.expected.pop(request_id, None)
+
     def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
         index = torch.tensor(src_blocks)
         staging = torch.stack([self.kv.k_blocks.index_select(1, index), self.kv.v_blocks.index_select(1, index)])

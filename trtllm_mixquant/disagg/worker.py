@@ -218,6 +218,7 @@ class Worker:
     def release(self, request_id: str) -> None:
         """A reservation whose KV will not land (any more): free its blocks."""
         self.receiving.pop(request_id, None)
+        self.transport.forget(request_id)
         self.backend.abort(request_id)
 
     # ---- transfers -------------------------------------------------------------------------

@@ -132,6 +132,9 @@ class KVTransport(Protocol):
     def expect(self, request_id: str, dst_blocks: list[int]) -> None:
         """Receiver: this request's KV will land in `dst_blocks`."""
 
+    def forget(self, request_id: str) -> None:
+        """Receiver: stop waiting for this request's KV (no sender will write it: its blocks are freed)."""
+
     def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
         """Start writing our `src_blocks` into `peer`'s `dst_blocks`; returns the bytes that will move."""
 

@@ -53,6 +53,12 @@ class GroupKVTransport:
         self.expected.add(request_id)
         self._everywhere("expect", request_id, dst_blocks)
 
+    def forget(self, request_id: str) -> None:
+        if request_id in self.expected:
+            self.expected.discard(request_id)
+            self.reports["received"].pop(request_id, None)
+            self._everywhere("forget", request_id)
+
     def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
         self.failed_sends[request_id] = False
         return self._everywhere("send", request_id, src_blocks, peer, dst_blocks)

@@ -132,6 +132,9 @@ class NixlKVTransport:
     def expect(self, request_id: str, dst_blocks: list[int]) -> None:
         """Nothing to prepare: the senders write straight into the blocks and notify us."""
 
+    def forget(self, request_id: str) -> None:
+        self.arrived.pop(request_id, None)
+
     def _transfer(self, op: str, request_id: str, local_blocks: list[int], remote: PeerInfo, far_blocks: list[int],
                   note: bytes, move: HeadMove | None = None):
         """One NIXL transfer between our blocks and `remote`'s (one rank), of every head or of `move`'s."""

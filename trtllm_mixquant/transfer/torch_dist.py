@@ -68,6 +68,10 @@ class TorchDistKVTransport:
     def expect(self, request_id: str, dst_blocks: list[int]) -> None:
         self.expected[request_id] = list(dst_blocks)
 
+    def forget(self, request_id: str) -> None:
+        self.expected.pop(request_id, None)
+        self.arrived.pop(request_id, None)
+
     def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
         """Send our heads of `src_blocks` to the ranks of `peer` that hold them (none: done at once)."""
         ranks = rank_infos(self.peers[peer])
