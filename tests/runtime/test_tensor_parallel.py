@@ -10,6 +10,8 @@ scales are the same on every rank.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -73,6 +75,38 @@ def test_split_model_computes_the_whole_models_logits(cases, tp_size):
         assert torch.equal(split[case].argmax(-1), logits.argmax(-1)), case
     # the modes differ from one another, so each really ran its own weights
     assert (whole["qwen3", "nvfp4", "bf16"] - whole["qwen3", "nvfp4", "quantized"]).abs().max() > 1e-3
+
+
+def compiled_against_eager(tp: TPGroup, engines: str) -> tuple[list, list, int]:
+    """Prefill logits of two prompt lengths, eager and through `compile_regions`, and the graphs compiled."""
+    from torch._dynamo.utils import counters
+
+    dirs = resolve_engine_dirs(engines)
+    model = load_causal_lm(dirs.generation, dirs.context, torch.float32, "cpu", make_quantized_kernel, tp=tp)
+    cfg = model.config
+    layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, "float32", BLOCK, tp.size, tp.rank)
+
+    def run() -> list:
+        return [_step(model, KVCache(layout, 8, torch.device("cpu")), PROMPT[:n], 0, n - 2, [6, 1, 4, 0, 2])
+                for n in (9, 13)]
+
+    eager = run()
+    torch._dynamo.reset()
+    counters.clear()
+    model.compile_regions()
+    return eager, run(), counters["stats"]["unique_graphs"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on CPU needs a C compiler")
+def test_compiled_regions_of_a_split_model_trace_its_all_reduces(tiny_engines):
+    """Inductor's C++ backend on CPU: the all-reduces are traced into the regions (one graph each,
+    shared by every layer and prompt length, as on one rank), and the logits stay those of eager."""
+    eager, compiled, graphs = run_ranks(2, compiled_against_eager, str(tiny_engines("qwen3", "fp8")))
+    for a, b in zip(eager, compiled):
+        assert (a - b).abs().max() < 1e-4
+    assert graphs == 2
 
 
 def test_sizes_that_do_not_split_the_model_are_refused(tiny_model_dir):

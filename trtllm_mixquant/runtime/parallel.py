@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.distributed._functional_collectives as funcol
 
 from trtllm_mixquant.manifest import KVCacheLayout
 from trtllm_mixquant.runtime.config import ModelConfig
@@ -28,11 +29,14 @@ class TPGroup:
     group: Any = None  # the ranks' torch.distributed process group (None: one rank)
     control: Any = None  # a gloo group over the same ranks, for Python objects (rank 0's commands)
 
-    @torch.compiler.disable  # a graph break inside compiled regions, not a traced collective
     def all_reduce(self, x: torch.Tensor) -> torch.Tensor:
-        """Sum x over the ranks (the partial outputs of a row-parallel GEMM), in place."""
-        if self.size > 1:
-            dist.all_reduce(x, group=self.group)
+        """x summed over the ranks (the partial outputs of a row-parallel GEMM). Inside a compiled
+        region a functional collective, which torch.compile traces (no graph break); eager, in place."""
+        if self.size == 1:
+            return x
+        if torch.compiler.is_compiling():
+            return funcol.all_reduce(x, "sum", self.group)
+        dist.all_reduce(x, group=self.group)
         return x
 
     def gather_columns(self, x: torch.Tensor) -> torch.Tensor | None:
