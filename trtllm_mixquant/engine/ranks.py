@@ -5,8 +5,9 @@ Rank 0 runs the engine (scheduler, blocks, sampling) and, where a worker owns it
 channel; before every step it broadcasts the step's batch, and every rank runs the same forward on
 its shard. Ranks 1..n-1 ("followers") hold a shard and a KV pool of the same blocks (their share of
 the heads) and execute rank 0's commands in order: a step, a KV-transport call, stop. A follower
-exits when rank 0 says stop or dies (its collectives then fail), and rank 0 fails when a follower
-dies, so a group lives and dies as one worker.
+exits when rank 0 says stop or dies (its collectives then fail); rank 0 fails at its next
+collective when a follower dies, and a launcher ends the group meanwhile, so a group lives and dies
+as one worker.
 
 Ranks meet through a TCP rendezvous (`rank_plan.RankPlan`): started by our launcher
 (`spawn_followers`, the orchestrator's `LocalLauncher`) or by `mpirun` (`disagg.mpi_launcher`).
@@ -14,7 +15,6 @@ Ranks meet through a TCP rendezvous (`rank_plan.RankPlan`): started by our launc
 
 from __future__ import annotations
 
-import logging
 import multiprocessing as mp
 from dataclasses import replace
 from datetime import timedelta
@@ -29,7 +29,6 @@ from trtllm_mixquant.runtime.parallel import TPGroup
 if TYPE_CHECKING:
     from trtllm_mixquant.engine.config import EngineConfig
 
-log = logging.getLogger(__name__)
 STEP, KV, STOP = "step", "kv", "stop"  # rank 0's commands
 # Followers wait in a broadcast for rank 0's next command however long the engine idles; a rank
 # that dies closes its connections, which fails its peers' collectives at once.

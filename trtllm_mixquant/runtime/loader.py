@@ -51,7 +51,7 @@ class TensorReader:
             stored = handle.get_slice(name)
             dim, start, stop, full = part
             shape = stored.get_shape()
-            if len(shape) <= dim or stored.get_shape() and all(n == 1 for n in shape):  # a per-tensor scale
+            if len(shape) <= dim or all(n == 1 for n in shape):  # a per-tensor scale
                 return handle.get_tensor(name)
             if (start * shape[dim]) % full or (stop * shape[dim]) % full:
                 raise CheckpointError(f"{name}: a tensor-parallel shard [{start}, {stop}) of {full} does not fall on "

@@ -47,7 +47,6 @@ class TPGroup:
         dist.gather(x.contiguous(), parts, group=self.group, group_dst=0)
         return torch.cat(parts, dim=1) if self.rank == 0 else None
 
-
     def broadcast(self, obj: Any = None) -> Any:
         """Rank 0's `obj` on every rank (the others pass nothing and wait for it)."""
         box = [obj]
