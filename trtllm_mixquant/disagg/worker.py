@@ -37,7 +37,7 @@ from trtllm_mixquant.disagg.config import WorkerSpec
 from trtllm_mixquant.engine import create_backend
 from trtllm_mixquant.engine.base import EngineRequest, RequestUpdate
 from trtllm_mixquant.engine.phase import ALL_TOKENS
-from trtllm_mixquant.engine.ranks import follow, join, rank_config
+from trtllm_mixquant.engine.ranks import follow, join, rank_device
 from trtllm_mixquant.engine.sampling import SamplingParams
 from trtllm_mixquant.errors import InvalidRequest, ServingError
 from trtllm_mixquant.runtime.parallel import TPGroup
@@ -55,7 +55,7 @@ def open_rank(spec: WorkerSpec, rank: int):
     """This rank's backend and KV transport (rank 0's is the worker's; see `engine.ranks`)."""
     tp = TPGroup()
     if spec.ranks:
-        tp = join(spec.ranks[rank], torch.device(rank_config(spec.engine, rank).device))
+        tp = join(spec.ranks[rank], rank_device(spec.engine.device, rank))
     elif spec.tp_size > 1:
         raise ValueError(f"{spec.id} has tensor_parallel_size {spec.tp_size} but no rank plans; its launcher "
                          "must give each rank one (`WorkerSpec.ranks`)")

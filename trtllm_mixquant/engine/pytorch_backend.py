@@ -16,7 +16,7 @@ from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.core import EngineCore
 from trtllm_mixquant.engine.engine_dirs import EngineDirs
 from trtllm_mixquant.engine.tokenizer import load_tokenizer_and_eos
-from trtllm_mixquant.engine.ranks import rank_config
+from trtllm_mixquant.engine.ranks import rank_device
 from trtllm_mixquant.runtime.loader import load_causal_lm
 from trtllm_mixquant.runtime.parallel import TPGroup
 from trtllm_mixquant.runtime.quantized import make_quantized_kernel
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 def build_pytorch_backend(config: EngineConfig, dirs: EngineDirs, role: str, tp: TPGroup | None = None) -> EngineCore:
     """tp: this rank's tensor-parallel group (None: one rank); rank r runs on the r-th GPU."""
     tp = tp or TPGroup()
-    device = resolve_device(rank_config(config, tp.rank).device if tp.size > 1 else config.device)
+    device = rank_device(config.device, tp.rank) if tp.size > 1 else resolve_device(config.device)
     dtype_name = resolve_dtype(config.dtype, device)
     dtype = getattr(torch, dtype_name)
     if role == "context":

@@ -16,7 +16,6 @@ Ranks meet through a TCP rendezvous (`rank_plan.RankPlan`): started by our launc
 from __future__ import annotations
 
 import multiprocessing as mp
-from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,15 +34,14 @@ STEP, KV, STOP = "step", "kv", "stop"  # rank 0's commands
 TIMEOUT = timedelta(days=365)
 
 
-def rank_config(config: EngineConfig, tp_rank: int) -> EngineConfig:
-    """Rank r's engine config: the r-th GPU after the configured one (one GPU per rank), or the CPU."""
-    device = config.device
+def rank_device(device: str, tp_rank: int) -> torch.device:
+    """Rank r's device for a configured `device`: the r-th GPU after it (one GPU per rank), or the CPU."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
         first = int(device.partition(":")[2] or 0)
         device = f"cuda:{first + tp_rank}"
-    return replace(config, device=device)
+    return torch.device(device)
 
 
 def join(plan: RankPlan, device: torch.device) -> TPGroup:
@@ -87,13 +85,14 @@ def stop_followers(tp: TPGroup) -> None:
 
 
 def follower_main(plan: RankPlan, config: EngineConfig, role: str) -> None:
-    """A follower of an engine that runs in another process (the offline `LLM`, a colocated worker)."""
+    """A follower spawned by an engine's own process (the offline `LLM`, `LocalEngine`); the backend
+    picks this rank's device from `config` itself."""
     from trtllm_mixquant.engine import create_backend
 
-    config = rank_config(config, plan.tp_rank)
-    if config.device == "cpu":
+    device = rank_device(config.device, plan.tp_rank)
+    if device.type == "cpu":
         torch.set_num_threads(1)
-    tp = join(plan, torch.device(config.device))
+    tp = join(plan, device)
     backend = create_backend(config, role, tp=tp)
     follow(tp, backend.runner)
 
@@ -105,4 +104,4 @@ def spawn_followers(config: EngineConfig, role: str) -> TPGroup:
     for plan in plans[1:]:
         ctx.Process(target=follower_main, args=(plan, config, role), name=f"tp-rank{plan.tp_rank}",
                     daemon=True).start()
-    return join(plans[0], torch.device(rank_config(config, 0).device))
+    return join(plans[0], rank_device(config.device, 0))
