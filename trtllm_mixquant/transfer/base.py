@@ -111,6 +111,36 @@ def head_moves(src: KVCacheLayout, dst: KVCacheLayout) -> list[HeadMove]:
     return moves
 
 
+def outgoing_moves(ours: PeerInfo, peer: PeerInfo) -> tuple[list[PeerInfo], list[HeadMove]]:
+    """`peer`'s ranks, and the moves of heads this rank (`ours`) sends them."""
+    ranks = rank_infos(peer)
+    return ranks, [mv for mv in head_moves(ours.layout, ranks[0].layout) if mv.src_rank == ours.layout.tp_rank]
+
+
+def moved_bytes(kv: KVCache, num_blocks: int, moves: list[HeadMove]) -> int:
+    """Bytes `moves` carry out of `num_blocks` blocks of this rank's pool."""
+    return kv_bytes(kv, num_blocks) * sum(mv.count for mv in moves) // kv.layout.local_kv_heads
+
+
+class Arrivals:
+    """A receiving rank's count of the transfers landed per request, each of which says how many
+    there will be (`HeadMove.arrivals`)."""
+
+    def __init__(self):
+        self.landed: dict[str, int] = {}
+
+    def land(self, request_id: str, expected: int) -> bool:
+        """Count one; True once it was the last."""
+        self.landed[request_id] = self.landed.get(request_id, 0) + 1
+        if self.landed[request_id] < expected:
+            return False
+        del self.landed[request_id]
+        return True
+
+    def forget(self, request_id: str) -> None:
+        self.landed.pop(request_id, None)
+
+
 class KVTransport(Protocol):
     """Built as `cls(name, kv_cache, **options)`, `options` one entry of `cls.plan(...)`."""
 

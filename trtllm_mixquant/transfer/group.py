@@ -36,9 +36,10 @@ class GroupKVTransport:
         self.replaceable = local.replaceable
         ranks = tp.gather_objects(local.info)
         self.info = group_info(name, ranks) if tp.rank == 0 else local.info
-        self.reports: dict[str, Counter] = {"sent": Counter(), "received": Counter()}  # rank 0: request -> ranks done
-        self.failed_sends: dict[str, bool] = {}  # rank 0: request -> some rank's send failed
-        self.expected: set[str] = set()  # rank 0: receives not yet ended on every rank
+        # rank 0: what has not ended on every rank yet, and on how many it has
+        self.sending: dict[str, bool] = {}  # request -> some rank's send failed
+        self.expected: set[str] = set()  # receives
+        self.ranks_done: dict[str, Counter] = {"poll_sent": Counter(), "poll_received": Counter()}
         self.broken: list[str] = []  # this rank: sends that could not start here
 
     # ---- rank 0 --------------------------------------------------------------------------
@@ -56,40 +57,42 @@ class GroupKVTransport:
     def forget(self, request_id: str) -> None:
         if request_id in self.expected:
             self.expected.discard(request_id)
-            self.reports["received"].pop(request_id, None)
+            self.ranks_done["poll_received"].pop(request_id, None)
             self._everywhere("forget", request_id)
 
     def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
-        self.failed_sends[request_id] = False
-        return self._everywhere("send", request_id, src_blocks, peer, dst_blocks)
+        self.sending[request_id] = False
+        try:
+            return self._everywhere("send", request_id, src_blocks, peer, dst_blocks)
+        except Exception:  # it failed here: the worker fails the request, and no report of it is awaited
+            del self.sending[request_id]
+            raise
 
     def poll_sent(self) -> list[tuple[str, bool]]:
-        if not self.failed_sends:
+        if not self.sending:
             return []
-        ended = []
-        for rid in self._gather("poll_sent"):
-            ended.append((rid, not self.failed_sends.pop(rid)))
-        return ended
+        return [(rid, not self.sending.pop(rid)) for rid in self._gather("poll_sent", self.sending)]
 
     def poll_received(self) -> list[str]:
         if not self.expected:
             return []
-        landed = self._gather("poll_received")
+        landed = self._gather("poll_received", self.expected)
         self.expected.difference_update(landed)
         return landed
 
-    def _gather(self, op: str) -> list[str]:
-        """Request ids `op` reported on every rank by now (rank 0)."""
-        reports = self.reports["sent" if op == "poll_sent" else "received"]
+    def _gather(self, op: str, pending) -> list[str]:
+        """Requests of `pending` whose transfer `op` has now reported ended on every rank (rank 0)."""
+        counts = self.ranks_done[op]
         for rank_report in self._everywhere(op):
-            for item in rank_report:
-                rid, ok = item if isinstance(item, tuple) else (item, True)
-                reports[rid] += 1
-                if not ok and rid in self.failed_sends:
-                    self.failed_sends[rid] = True
-        done = [rid for rid, n in reports.items() if n == self.tp.size]
+            for rid, ok in rank_report:
+                if rid not in pending:  # given up on meanwhile
+                    continue
+                counts[rid] += 1
+                if not ok:
+                    self.sending[rid] = True
+        done = [rid for rid, n in counts.items() if n == self.tp.size]
         for rid in done:
-            del reports[rid]
+            del counts[rid]
         return done
 
     def fetch(self, request_id: str, peer: str, src_blocks: list[int], dst_blocks: list[int]) -> int:
@@ -119,7 +122,7 @@ class GroupKVTransport:
             self.broken = []
             return self.tp.gather_objects(ended)
         if op == "poll_received":
-            return self.tp.gather_objects(self.local.poll_received())
+            return self.tp.gather_objects([(rid, True) for rid in self.local.poll_received()])
         try:
             return getattr(self.local, op)(*args)
         except Exception as err:  # rank 0 raises it to the worker; the others log it

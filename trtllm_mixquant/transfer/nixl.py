@@ -23,11 +23,13 @@ import numpy as np
 
 from trtllm_mixquant.runtime.kv_cache import KVCache
 from trtllm_mixquant.transfer.base import (
+    Arrivals,
     HeadMove,
     KVLayoutError,
     PeerInfo,
-    head_moves,
     kv_bytes,
+    moved_bytes,
+    outgoing_moves,
     pool_info,
     rank_infos,
 )
@@ -108,7 +110,7 @@ class NixlKVTransport:
         self.sending: dict[str, list] = {}  # request id -> NIXL transfer handles (writes, one per receiving rank)
         self.fetching: dict[str, list] = {}  # request id -> NIXL transfer handles (reads)
         self.notes: dict[bool, list[str]] = {False: [], True: []}  # read note? -> request ids
-        self.arrived: dict[str, int] = {}  # request id -> write notes so far, until all its senders' came
+        self.arrivals = Arrivals()  # write notes so far, until all of a request's senders' came
 
     @classmethod
     def available(cls) -> bool:
@@ -133,7 +135,7 @@ class NixlKVTransport:
         """Nothing to prepare: the senders write straight into the blocks and notify us."""
 
     def forget(self, request_id: str) -> None:
-        self.arrived.pop(request_id, None)
+        self.arrivals.forget(request_id)
 
     def _transfer(self, op: str, request_id: str, local_blocks: list[int], remote: PeerInfo, far_blocks: list[int],
                   note: bytes, move: HeadMove | None = None):
@@ -158,13 +160,11 @@ class NixlKVTransport:
 
     def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
         """Write our heads of `src_blocks` into the ranks of `peer` that hold them (none: done at once)."""
-        ranks = rank_infos(self.peers[peer])
-        layout = self.info.layout
-        moves = [mv for mv in head_moves(layout, ranks[0].layout) if mv.src_rank == layout.tp_rank]
+        ranks, moves = outgoing_moves(self.info, self.peers[peer])
         self.sending[request_id] = [
             self._transfer("WRITE", request_id, src_blocks, ranks[mv.dst_rank], dst_blocks,
                            f"{mv.arrivals}:{request_id}".encode(), mv) for mv in moves]
-        return kv_bytes(self.kv, len(src_blocks)) * sum(mv.count for mv in moves) // layout.local_kv_heads
+        return moved_bytes(self.kv, len(src_blocks), moves)
 
     def fetch(self, request_id: str, peer: str, src_blocks: list[int], dst_blocks: list[int]) -> int:
         """Read `peer`'s `src_blocks` into our `dst_blocks`; the peer learns it through `poll_read`."""
@@ -218,9 +218,7 @@ class NixlKVTransport:
                     self.notes[True].append(msg[len(READ_NOTE):].decode())
                     continue
                 arrivals, _, request_id = msg.decode().partition(":")
-                self.arrived[request_id] = self.arrived.get(request_id, 0) + 1
-                if self.arrived[request_id] == int(arrivals):
-                    del self.arrived[request_id]
+                if self.arrivals.land(request_id, int(arrivals)):
                     self.notes[False].append(request_id)
         taken, self.notes[read] = self.notes[read], []
         return taken

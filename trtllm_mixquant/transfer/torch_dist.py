@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 from trtllm_mixquant.ports import free_port
 from trtllm_mixquant.runtime.kv_cache import KVCache
-from trtllm_mixquant.transfer.base import PeerInfo, head_moves, kv_bytes, pool_info, rank_infos
+from trtllm_mixquant.transfer.base import Arrivals, PeerInfo, moved_bytes, outgoing_moves, pool_info, rank_infos
 
 
 class TorchDistKVTransport:
@@ -49,7 +49,7 @@ class TorchDistKVTransport:
         self.sending: dict[str, list[tuple[Callable[[], bool], torch.Tensor]]] = {}
         self.receiving: list[tuple[str, Callable[[], bool], torch.Tensor, int, int]] = []  # (id, done, staging,
         # first head, arrivals)
-        self.arrived: dict[str, int] = {}  # request id -> staging tensors landed so far
+        self.arrivals = Arrivals()  # staging tensors landed so far
 
     @classmethod
     def available(cls) -> bool:
@@ -70,27 +70,23 @@ class TorchDistKVTransport:
 
     def forget(self, request_id: str) -> None:
         self.expected.pop(request_id, None)
-        self.arrived.pop(request_id, None)
+        self.arrivals.forget(request_id)
 
     def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
         """Send our heads of `src_blocks` to the ranks of `peer` that hold them (none: done at once)."""
-        ranks = rank_infos(self.peers[peer])
-        layout = self.info.layout
+        ranks, moves = outgoing_moves(self.info, self.peers[peer])
         index = torch.tensor(src_blocks, device=self.kv.k_blocks.device)
-        sends, moved = [], 0
-        for mv in head_moves(layout, ranks[0].layout):
-            if mv.src_rank != layout.tp_rank:
-                continue
-            heads = slice(mv.src_head, mv.src_head + mv.count)
-            staging = torch.stack([self.kv.k_blocks.index_select(1, index)[:, :, :, heads],
-                                   self.kv.v_blocks.index_select(1, index)[:, :, :, heads]]).contiguous()
+        sends = []
+        for mv in moves:
+            heads = slice(mv.src_head, mv.src_head + mv.count)  # only these heads are copied out
+            staging = torch.stack([self.kv.k_blocks[:, :, :, heads].index_select(1, index),
+                                   self.kv.v_blocks[:, :, :, heads].index_select(1, index)])
             dst = ranks[mv.dst_rank].address["rank"]
             self.store.queue_push(f"kv/{dst}", json.dumps([request_id, self.rank, len(src_blocks), mv.dst_head,
                                                            mv.count, mv.arrivals]))
             sends.append((self._watch(dist.isend(staging, dst=dst)), staging))
-            moved += mv.count
         self.sending[request_id] = sends
-        return kv_bytes(self.kv, len(src_blocks)) * moved // layout.local_kv_heads
+        return moved_bytes(self.kv, len(src_blocks), moves)
 
     def _watch(self, work) -> Callable[[], bool]:
         """A no-wait predicate that turns true once `work` has completed."""
@@ -129,9 +125,8 @@ class TorchDistKVTransport:
             heads = slice(first_head, first_head + staging.shape[4])
             self.kv.k_blocks[:, index, :, heads] = staging[0]
             self.kv.v_blocks[:, index, :, heads] = staging[1]
-            self.arrived[request_id] = self.arrived.get(request_id, 0) + 1
-            if self.arrived[request_id] == arrivals:
-                del self.arrived[request_id], self.expected[request_id]
+            if self.arrivals.land(request_id, arrivals):
+                del self.expected[request_id]
                 landed.append(request_id)
         self.receiving = waiting
         return landed
