@@ -23,18 +23,10 @@ pytest.importorskip("nixl")
 pytest.importorskip("mpi4py")
 
 
-@pytest.fixture(scope="module")
-def loop():
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-def test_mpi_workers_serve_and_a_dead_rank_is_one_dead_worker(loop, tiny_engines):
+def test_mpi_workers_serve_and_a_dead_rank_is_one_dead_worker(loop, engines):
     from trtllm_mixquant.disagg.mpi_launcher import find_mpirun
 
     find_mpirun()
-    engines = tiny_engines("qwen3", "nvfp4")
     llm = LLM(engines, dtype=torch.float32)
     prompts, tokens = [llm.tokens(p) for p in PROMPTS], [o.token_ids for o in llm.generate(PROMPTS, GREEDY)]
     orch = Orchestrator(orchestrator_config(engines, kv_transport="nixl", launcher="mpi", tensor_parallel_size=2,

@@ -37,18 +37,6 @@ def orchestrator_config(engines, **kw) -> OrchestratorConfig:
 
 
 @pytest.fixture(scope="module")
-def loop():
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture(scope="module")
-def engines(tiny_engines):
-    return tiny_engines("qwen3", "nvfp4")
-
-
-@pytest.fixture(scope="module")
 def offline(engines):
     return {mode: LLM(engines, mode=mode, dtype=torch.float32) for mode in ("mixquant", "bf16")}
 

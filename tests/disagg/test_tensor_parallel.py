@@ -21,18 +21,6 @@ pytestmark = pytest.mark.slow  # worker processes
 
 
 @pytest.fixture(scope="module")
-def loop():
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture(scope="module")
-def engines(tiny_engines):
-    return tiny_engines("qwen3", "nvfp4")
-
-
-@pytest.fixture(scope="module")
 def expected(engines):
     llm = LLM(engines, dtype=torch.float32)
     return [llm.tokens(p) for p in PROMPTS], [o.token_ids for o in llm.generate(PROMPTS, GREEDY)]
