@@ -1,11 +1,14 @@
 """Paged-attention decode kernel: one query token per sequence over its block-paged KV cache.
 
 One program per (sequence, KV head, split) handles the `group` query heads that share that KV
-head (padded to at least 16 rows for `tl.dot`), looping over its split's blocks with an online
-(running max / sum) fp32 softmax. Both products are fp32 `tl.dot`s in "tf32x3" precision (three
-TF32 tensor-core products, about fp32 accuracy). On an H100 (bf16 cache, 64 sequences of 2048
-tokens, 8 KV heads, one split) this reads 0.87-1.57 TB/s for D 64/128, groups 1-8 and blocks
-16-64; elementwise products + `tl.sum` spilled registers and fell below 0.1 TB/s at group 8, block 64.
+head (padded to at least 16 rows for `tl.dot`), looping over its split's keys `TILE_TOKENS` at a
+time (each token's slot looked up in the block table, so a tile spans several small blocks) with an
+online (running max / sum) fp32 softmax. With a bf16 (fp16) query and cache the products are bf16
+(fp16) `tl.dot`s with fp32 sums, as in flash attention: q.k is exact products of the stored values,
+and the probabilities are rounded to the cache's dtype before p.v. An fp32 query (tests, fp32 engines)
+keeps fp32 `tl.dot`s in "tf32x3" precision (three TF32 tensor-core products, about fp32 accuracy).
+An earlier version (one block a step, tf32x3 products on bf16 caches) read 0.87-1.57 TB/s on an
+H100 (64 sequences of 2048 tokens, 8 KV heads, one split).
 
 Split-K ("flash-decoding"): with few sequences, B * Hkv programs leave most SMs idle (one
 32K-token sequence of Qwen3-8B is 8 programs). `choose_num_splits` then splits each sequence's
@@ -22,6 +25,7 @@ fixed B and max_blocks.
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 import triton
@@ -30,6 +34,16 @@ import triton.language as tl
 from trtllm_mixquant.runtime.kernels.paged_decode_checks import MAX_NUM_SPLITS, check_paged_decode_args
 
 DEFAULT_NUM_SMS = 132  # H100 / H200 SXM; used off CUDA (the Triton interpreter), where no device says
+TILE_TOKENS = 64  # keys a program reads per loop step (several blocks when blocks are smaller)
+
+
+@triton.jit
+def _half_dot(a, b, INTERPRETED: tl.constexpr):
+    """a @ b of bf16/fp16 tiles with fp32 sums. Triton's interpreter has no bf16 dot, so there the same
+    exact products of the stored values are summed by an fp32 dot."""
+    if INTERPRETED:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32))
+    return tl.dot(a, b)
 
 
 @triton.jit
@@ -38,43 +52,53 @@ def _paged_decode_kernel(q_ptr, k_ptr, v_ptr, out_ptr, ws_acc_ptr, ws_m_ptr, ws_
                          stride_vs, stride_vh, stride_vd, stride_ob, stride_oh, stride_od, stride_bt,
                          stride_wb, stride_wh, stride_ws, stride_mb, stride_mh,
                          GROUP: tl.constexpr, GROUP_PAD: tl.constexpr, HEAD_DIM: tl.constexpr,
-                         BLOCK_SIZE: tl.constexpr, NUM_SPLITS: tl.constexpr):
+                         BLOCK_SIZE: tl.constexpr, TILE: tl.constexpr, NUM_SPLITS: tl.constexpr,
+                         HALF_DOTS: tl.constexpr, INTERPRETED: tl.constexpr):
     seq = tl.program_id(0)
     kv_head = tl.program_id(1)
     split = tl.program_id(2)
     offs_g = tl.arange(0, GROUP_PAD)  # [G]
-    offs_t = tl.arange(0, BLOCK_SIZE)  # [T]
+    offs_t = tl.arange(0, TILE)  # [T]
     offs_d = tl.arange(0, HEAD_DIM)  # [D]
     heads = kv_head * GROUP + offs_g
     head_mask = offs_g < GROUP
 
     q_ptrs = q_ptr + seq * stride_qb + heads[:, None] * stride_qh + offs_d[None, :] * stride_qd
-    q = tl.load(q_ptrs, mask=head_mask[:, None], other=0.0).to(tl.float32) * scale  # [G, D]
+    q = tl.load(q_ptrs, mask=head_mask[:, None], other=0.0)  # [G, D]
+    if not HALF_DOTS:
+        q = q.to(tl.float32) * scale
 
     context_len = tl.load(context_lens_ptr + seq)
-    num_blocks = tl.cdiv(context_len, BLOCK_SIZE)
-    # Split s takes blocks [s * n // S, (s + 1) * n // S): sizes differ by at most one, and when
+    num_tiles = tl.cdiv(context_len, TILE)
+    # Split s takes tiles [s * n // S, (s + 1) * n // S): sizes differ by at most one, and when
     # n < S some ranges are empty (the loop does not run: m = -inf, l = 0, acc = 0).
-    first_block = split * num_blocks // NUM_SPLITS
-    end_block = (split + 1) * num_blocks // NUM_SPLITS
+    first_tile = split * num_tiles // NUM_SPLITS
+    end_tile = (split + 1) * num_tiles // NUM_SPLITS
     m_i = tl.full([GROUP_PAD], float("-inf"), tl.float32)  # running max of the scores
     l_i = tl.zeros([GROUP_PAD], tl.float32)  # running sum of exp(score - m_i)
     acc = tl.zeros([GROUP_PAD, HEAD_DIM], tl.float32)  # running sum of exp(score - m_i) * v
-    for i in range(first_block, end_block):
-        block = tl.load(block_tables_ptr + seq * stride_bt + i).to(tl.int64)
-        slots = block * BLOCK_SIZE + offs_t  # [T]
-        tok_mask = i * BLOCK_SIZE + offs_t < context_len  # [T]
+    for i in range(first_tile, end_tile):
+        pos = i * TILE + offs_t  # [T] positions in the sequence, TILE / BLOCK_SIZE blocks of it
+        tok_mask = pos < context_len  # also keeps the block-table read inside the sequence's blocks
+        block = tl.load(block_tables_ptr + seq * stride_bt + pos // BLOCK_SIZE, mask=tok_mask, other=0).to(tl.int64)
+        slots = block * BLOCK_SIZE + pos % BLOCK_SIZE  # [T]
         k = tl.load(k_ptr + slots[:, None] * stride_ks + kv_head * stride_kh + offs_d[None, :] * stride_kd,
-                    mask=tok_mask[:, None], other=0.0).to(tl.float32)  # [T, D]
+                    mask=tok_mask[:, None], other=0.0)  # [T, D]
         v = tl.load(v_ptr + slots[:, None] * stride_vs + kv_head * stride_vh + offs_d[None, :] * stride_vd,
-                    mask=tok_mask[:, None], other=0.0).to(tl.float32)  # [T, D]
-        scores = tl.dot(q, tl.trans(k), input_precision="tf32x3")  # [G, T]
+                    mask=tok_mask[:, None], other=0.0)  # [T, D]
+        if HALF_DOTS:  # bf16/fp16 products, fp32 sums: exact products of the stored values, as flash does
+            scores = _half_dot(q, tl.trans(k), INTERPRETED) * scale  # [G, T]
+        else:
+            scores = tl.dot(q, tl.trans(k.to(tl.float32)), input_precision="tf32x3")
         scores = tl.where(tok_mask[None, :], scores, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(scores, axis=1))  # finite: every block has a valid token
+        m_new = tl.maximum(m_i, tl.max(scores, axis=1))  # finite: every tile has a valid token
         alpha = tl.exp(m_i - m_new)
         p = tl.exp(scores - m_new[:, None])  # [G, T]
         l_i = l_i * alpha + tl.sum(p, axis=1)
-        acc = acc * alpha[:, None] + tl.dot(p, v, input_precision="tf32x3")
+        if HALF_DOTS:  # p rounded to the cache's dtype for the second product (flash attention's choice)
+            acc = acc * alpha[:, None] + _half_dot(p.to(v.dtype), v, INTERPRETED)
+        else:
+            acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32), input_precision="tf32x3")
         m_i = m_new
 
     if NUM_SPLITS == 1:
@@ -182,7 +206,9 @@ def paged_decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torc
         q, k_cache, v_cache, out, ws_acc, ws_m, ws_l, block_tables, context_lens, scale,
         *q.stride(), *k_cache.stride(), *v_cache.stride(), *out.stride(), block_tables.stride(0), *ws_strides,
         GROUP=group, GROUP_PAD=max(16, triton.next_power_of_2(group)), HEAD_DIM=head_dim, BLOCK_SIZE=block_size,
-        NUM_SPLITS=num_splits)
+        TILE=max(TILE_TOKENS, block_size), NUM_SPLITS=num_splits,
+        HALF_DOTS=q.dtype == k_cache.dtype and q.dtype in (torch.bfloat16, torch.float16),
+        INTERPRETED=os.environ.get("TRITON_INTERPRET") == "1")
     if num_splits > 1:
         _combine_splits_kernel[(batch, num_heads)](
             out, ws_acc, ws_m, ws_l, *out.stride(), *ws_strides,
