@@ -20,8 +20,30 @@ def test_cuda_graph_decode_equals_eager(tiny_engines, mode, precision):
     eager = LLM(engines, mode=mode, device="cuda", cuda_graphs=False).generate(PROMPTS, GREEDY)
     llm = LLM(engines, mode=mode, device="cuda", cuda_graphs=True)
     graphed = llm.generate(PROMPTS, GREEDY)
-    assert llm.engine.runner.graphs, "no CUDA graph was captured"
+    assert llm.engine.runner.decode_graphs.graphs, "no decode graph was captured"
+    assert llm.engine.runner.piecewise_graphs.graphs, "no prefill graph was captured"
     assert [o.token_ids for o in graphed] == [o.token_ids for o in eager]
+
+
+@pytest.mark.parametrize("mode", ["bf16", "mixquant"])
+def test_piecewise_graphs_over_cached_prefixes_and_chunks_equal_eager(tiny_engines, mode):
+    """Turns over a cached prefix (varlen attention between the pieces) and a prompt prefilled in
+    chunks of 48 tokens, in steps padded to 16, 32 or 64 rows; mixquant's steps are mixed (each prompt's
+    last token precise), so their graphs keep the quantized / precise split."""
+    engines = tiny_engines("qwen3", "fp8")
+    turns = [[p + " and then some more words" for p in PROMPTS], ["z" * 150]]
+
+    def run(cuda_graphs):
+        llm = LLM(engines, mode=mode, device="cuda", cuda_graphs=cuda_graphs, max_step_tokens=48)
+        out = [[o.token_ids for o in llm.generate(prompts, GREEDY)] for prompts in [PROMPTS, *turns]]
+        return out, llm.engine.runner.piecewise_graphs
+
+    eager, _ = run(False)
+    graphed, graphs = run(True)
+    assert graphed == eager
+    assert graphs.graphs, "no prefill graph was captured"
+    if mode == "mixquant":
+        assert any(0 < quantized < size for size, quantized in graphs.graphs), graphs.graphs.keys()
 
 
 def test_gpu_fp32_matches_cpu(tiny_engines):

@@ -25,7 +25,7 @@ class EngineConfig:
     kv_cache_blocks: int | None = None  # None: room for four sequences of the maximum length
     max_num_seqs: int = 64  # sequences batched in one step
     max_step_tokens: int = 4096  # tokens computed in one step (chunked prefill beyond)
-    cuda_graphs: bool = True  # GPU: replay decode steps from CUDA graphs
+    cuda_graphs: bool = True  # GPU: replay decode steps, and the pieces of steps of <= 2,048 tokens, from CUDA graphs
     compile_regions: bool = True  # GPU: torch.compile each layer's two regions around attention
     fp8_attention: bool = False  # the quantized prompt tokens' attention in FP8 too (Q, K, V per-head scaled)
     backend: str = "pytorch"  # which engine implementation runs it (`trtllm_mixquant.engine.BACKENDS`)

@@ -41,7 +41,8 @@ class EngineCore:
         self.kv_cache = KVCache(layout, num_blocks + 1, device)
         self.blocks = BlockManager(num_blocks, layout)
         self.runner = ModelRunner(model, self.kv_cache, num_blocks, layout.blocks_for(max_seq_len),
-                                  config.max_num_seqs, config.cuda_graphs, config.compile_regions)
+                                  config.max_num_seqs, config.max_step_tokens, config.cuda_graphs,
+                                  config.compile_regions)
         self.scheduler = Scheduler(self.blocks, config.max_num_seqs, config.max_step_tokens)
         self.requests: dict[str, Sequence] = {}
         self.receiving: dict[str, int] = {}  # reserved request -> tokens of KV that will arrive

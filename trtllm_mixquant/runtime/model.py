@@ -132,7 +132,11 @@ class CausalLM(torch.nn.Module):
         batch = pack_kv(batch, kv_cache.layout.block_size, x.dtype)
         for i, layer in enumerate(self.model.layers):
             x = layer(x, batch, kv_cache.k[i], kv_cache.v[i], kv_cache.layout.block_size)
-        return self.lm_head(self.model.norm(x[batch.logits_indices]))
+        return self.logits(x, batch.logits_indices)
+
+    def logits(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor | None:
+        """Final norm and LM head of the hidden states x [T, hidden] at `rows` [R]: [R, vocab] fp32."""
+        return self.lm_head(self.model.norm(x[rows]))
 
     def compile_regions(self) -> None:
         """torch.compile every layer's `pre_attention` and `post_attention` (dynamic token count).
