@@ -40,10 +40,8 @@ def test_pools_of_different_sizes_give_the_tokens_of_one_rank(loop, engines, exp
                                             context_tensor_parallel_size=context_tp, max_restarts=0))
     loop.run_until_complete(orch.start())
     try:
-        for mode in ("mixquant", "bf16"):
-            results, _ = run_all(loop, orch, prompts, mode=mode)
-            if mode == "mixquant":
-                assert [ids for ids, _ in results] == tokens
+        results, _ = run_all(loop, orch, prompts, mode="mixquant")
+        assert [ids for ids, _ in results] == tokens
         assert orch.stats()["kv_bytes_transferred"] > 0
         assert all(error is None for error in loop.run_until_complete(orch.check_blocks()).values())
         if kill:

@@ -29,12 +29,13 @@ TABLE = [6, 1, 4, 0, 2, 5]
 PROMPT = torch.randint(0, 256, (21,), generator=torch.Generator().manual_seed(5)).tolist()
 
 
-@pytest.fixture
-def model(tiny_engines, monkeypatch):
-    monkeypatch.setattr(cuda_graphs, "capture", lambda fn, pool=None: (SimpleNamespace(replay=fn), None))
-    monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: None)
-    dirs = resolve_engine_dirs(tiny_engines("qwen3", "fp8"))
-    return load_causal_lm(dirs.generation, dirs.context, torch.float32, "cpu", make_quantized_kernel)
+@pytest.fixture(scope="module")
+def model(tiny_engines):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cuda_graphs, "capture", lambda fn, pool=None: (SimpleNamespace(replay=fn), None))
+        patch.setattr(torch.cuda, "graph_pool_handle", lambda: None)
+        dirs = resolve_engine_dirs(tiny_engines("qwen3", "fp8"))
+        yield load_causal_lm(dirs.generation, dirs.context, torch.float32, "cpu", make_quantized_kernel)
 
 
 def step(ids: list[int], start: int, num_quantized: int) -> StepBatch:
