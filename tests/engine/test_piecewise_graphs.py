@@ -48,27 +48,31 @@ def step(ids: list[int], start: int, num_quantized: int) -> StepBatch:
                      num_quantized_segments=int(num_quantized > 0))
 
 
-@pytest.mark.parametrize("precise_rows", [21, 0, 1, MAX_GRAPHED_PRECISE_ROWS])  # bf16, quantized, mixed
-def test_padded_pieces_compute_the_models_logits_and_kv(model, precise_rows):
+def test_padded_pieces_compute_the_models_logits_and_kv(model):
+    """One `PiecewiseGraphs` runs bf16, quantized and mixed steps in turn, so its padded size's buffers
+    hold another split's rows each time (they must not matter)."""
     cfg = model.config
     layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, "float32", BLOCK)
     caches = [KVCache(layout, 8, torch.device("cpu")) for _ in range(2)]
     graphs = PiecewiseGraphs(model, caches[1], max_tokens=64)
-    # a prompt of 16 tokens (no padding), then a turn of 5 over it (padded to 16: 11 padding rows)
+    # a prompt of 16 tokens (no padding), then a turn of 5 over it (padded to 16: 11 padding rows);
+    # each case rewrites the same slots
     turns = [(PROMPT[:16], 0), (PROMPT[16:], 16)]
-    with torch.inference_mode():
-        for ids, start in turns:
-            quantized = max(len(ids) - precise_rows, 0)
-            batch = step(ids, start, quantized)
-            assert graphs.key(batch) == (16, 0 if quantized == 0 else 16 - (len(ids) - quantized))
-            want = model(batch, caches[0])
-            got = graphs(batch)
-            assert got.shape == want.shape
-            assert (got - want).abs().max() < 1e-5
-    for k_or_v in ("k", "v"):  # the same KV in the same slots; padding rows wrote nothing anywhere
-        assert (getattr(caches[0], k_or_v) - getattr(caches[1], k_or_v)).abs().max() < 1e-5
+    for precise_rows in (21, 0, 1, MAX_GRAPHED_PRECISE_ROWS, 0):  # bf16, quantized, mixed, mixed, quantized
+        with torch.inference_mode():
+            for ids, start in turns:
+                quantized = max(len(ids) - precise_rows, 0)
+                batch = step(ids, start, quantized)
+                assert graphs.key(batch) == (16, 0 if quantized == 0 else 16 - (len(ids) - quantized))
+                want = model(batch, caches[0])
+                got = graphs(batch)
+                assert got.shape == want.shape
+                assert (got - want).abs().max() < 1e-5, precise_rows
+        for k_or_v in ("k", "v"):  # the same KV in the same slots; padding rows wrote nothing anywhere
+            assert (getattr(caches[0], k_or_v) - getattr(caches[1], k_or_v)).abs().max() < 1e-5
     unused = sorted(set(range(8)) - set(TABLE))
     assert not caches[1].k_blocks[:, unused].any()
+    assert len(graphs.buffers) == 1 and len(graphs.graphs) == 4
 
 
 def test_steps_it_does_not_graph(model):

@@ -12,13 +12,14 @@ A prefill step's attention does not have static shapes (its keys are the cached 
 length), so, as vLLM's piecewise graphs do, only the pieces between attentions are captured: the
 embedding and layer 0's `pre_attention`, then each layer's `post_attention` with the next layer's
 `pre_attention`, then the last `post_attention` (with the compiled regions, each piece is a handful of
-fused kernels and the GEMMs). The pieces of one padded token count read and write one set of static
-buffers (`PieceBuffers`). The step's T tokens take the last T rows; the padding rows before them are
-computed and never read, and never write KV (attention sees only the step's rows). A step whose
-first rows are quantized and last rows precise keeps that split: the padding joins the quantized
-rows, so a graph is keyed by (padded size, quantized rows) and is captured for a mixed step only when
-it has at most `MAX_GRAPHED_PRECISE_ROWS` precise rows (mixquant's last prompt token or a few decode
-rows), which keeps the number of graphs small.
+fused kernels and the GEMMs). The step's T tokens take the last T rows of the static buffers
+(`PieceBuffers`, one set per padded token count); the padding rows before them are computed and
+never read, and never write KV (attention sees only the step's rows). Every op in a piece is
+row-wise (GEMMs, norms, RoPE, static-scale activation quantization), so what padding rows hold does
+not matter. A step whose first rows are quantized and last rows precise keeps that split: the
+padding joins the quantized rows, so a graph is keyed by (padded size, quantized rows) and is
+captured for a mixed step only when it has at most `MAX_GRAPHED_PRECISE_ROWS` precise rows
+(mixquant's last prompt token or a few decode rows), which keeps the number of graphs small.
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ class PiecewiseGraphs:
         self.sizes = PIECEWISE_TOKEN_COUNTS[:bisect.bisect_left(PIECEWISE_TOKEN_COUNTS, max_tokens) + 1]
         self.pool = torch.cuda.graph_pool_handle()  # one pool: pieces never run at the same time
         self.graphs: dict[tuple[int, int], tuple[list[torch.cuda.CUDAGraph], PieceBuffers]] = {}
+        self.buffers: dict[int, PieceBuffers] = {}  # one set per padded size, shared by its splits
 
     def key(self, batch: StepBatch) -> tuple[int, int] | None:
         """(padded token count, quantized rows in it) of the graphs that run `batch`, or None."""
@@ -173,7 +175,9 @@ class PiecewiseGraphs:
         return self.model.logits(buf.hidden[rows], batch.logits_indices)
 
     def _capture(self, size: int, quantized: int) -> tuple[list[torch.cuda.CUDAGraph], PieceBuffers]:
-        buf = PieceBuffers.allocate(self.model, size, self.kv.k.device)
+        if size not in self.buffers:
+            self.buffers[size] = PieceBuffers.allocate(self.model, size, self.kv.k.device)
+        buf = self.buffers[size]
         layers = self.model.model.layers
 
         def piece(i: int) -> Callable[[], None]:
