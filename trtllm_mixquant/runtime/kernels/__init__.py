@@ -3,3 +3,7 @@
 Kernel modules import `triton`; import them by module (`kernels.paged_decode`) so that the
 references and the rest of the runtime load without it.
 """
+
+import os
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # kernels run in Triton's CPU interpreter (tests)

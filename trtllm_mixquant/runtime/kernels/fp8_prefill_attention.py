@@ -14,15 +14,12 @@ CPU test compares against the reference with P unquantized and the GPU test with
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 
+from trtllm_mixquant.runtime.kernels import INTERPRETED
 from trtllm_mixquant.runtime.kernels.fp8_attention_reference import P_SCALE, head_scales, to_fp8
-
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
 
 @triton.jit
@@ -98,7 +95,7 @@ def _fp8_prefill_kernel(q_ptr, k_ptr, vt_ptr, o_ptr, q_scale_ptr, k_scale_ptr, v
 
 def fp8_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor,
                           cu_k: torch.Tensor, max_q: int, scale: float, block_m: int = 128,
-                          block_n: int = 64, num_warps: int = 8, num_stages: int = 3) -> torch.Tensor:
+                          block_n: int = 64) -> torch.Tensor:
     """q [Tq, H, D], k, v [Tk, Hkv, D] (bf16/fp16/fp32), cu_q/cu_k [S + 1] int32 -> [Tq, H, D] in q's dtype.
 
     V is quantized into a [Hkv, D, Tk] copy: Hopper's FP8 tensor-core products take the P.V operand
@@ -114,6 +111,6 @@ def fp8_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_
     _fp8_prefill_kernel[grid](qq, kq, vt, out, sq, sk, sv, cu_q, cu_k, scale, qq.stride(0), qq.stride(1), kq.stride(0),
                               kq.stride(1), vt.stride(0), vt.stride(1), out.stride(0), out.stride(1),
                               GROUP=heads // k.shape[1], HEAD_DIM=head_dim, BLOCK_M=block_m, BLOCK_N=block_n,
-                              PSCALE=P_SCALE, FP8_DOT=not INTERPRETED, num_warps=num_warps,
-                              num_stages=num_stages)
+                              PSCALE=P_SCALE, FP8_DOT=not INTERPRETED,
+                              num_warps=8 if block_m >= 128 else 4, num_stages=3)
     return out

@@ -25,12 +25,12 @@ fixed B and max_blocks.
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 import triton
 import triton.language as tl
 
+from trtllm_mixquant.runtime.kernels import INTERPRETED
 from trtllm_mixquant.runtime.kernels.paged_decode_checks import MAX_NUM_SPLITS, check_paged_decode_args
 
 DEFAULT_NUM_SMS = 132  # H100 / H200 SXM; used off CUDA (the Triton interpreter), where no device says
@@ -208,7 +208,7 @@ def paged_decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torc
         GROUP=group, GROUP_PAD=max(16, triton.next_power_of_2(group)), HEAD_DIM=head_dim, BLOCK_SIZE=block_size,
         TILE=max(TILE_TOKENS, block_size), NUM_SPLITS=num_splits,
         HALF_DOTS=q.dtype == k_cache.dtype and q.dtype in (torch.bfloat16, torch.float16),
-        INTERPRETED=os.environ.get("TRITON_INTERPRET") == "1")
+        INTERPRETED=INTERPRETED)
     if num_splits > 1:
         _combine_splits_kernel[(batch, num_heads)](
             out, ws_acc, ws_m, ws_l, *out.stride(), *ws_strides,
