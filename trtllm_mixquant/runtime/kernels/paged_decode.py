@@ -31,19 +31,11 @@ import triton
 import triton.language as tl
 
 from trtllm_mixquant.runtime.kernels import INTERPRETED
+from trtllm_mixquant.runtime.kernels.common import half_dot
 from trtllm_mixquant.runtime.kernels.paged_decode_checks import MAX_NUM_SPLITS, check_paged_decode_args
 
 DEFAULT_NUM_SMS = 132  # H100 / H200 SXM; used off CUDA (the Triton interpreter), where no device says
 TILE_TOKENS = 64  # keys a program reads per loop step (several blocks when blocks are smaller)
-
-
-@triton.jit
-def _half_dot(a, b, INTERPRETED: tl.constexpr):
-    """a @ b of bf16/fp16 tiles with fp32 sums. Triton's interpreter has no bf16 dot, so there the same
-    exact products of the stored values are summed by an fp32 dot."""
-    if INTERPRETED:
-        return tl.dot(a.to(tl.float32), b.to(tl.float32))
-    return tl.dot(a, b)
 
 
 @triton.jit
@@ -87,7 +79,7 @@ def _paged_decode_kernel(q_ptr, k_ptr, v_ptr, out_ptr, ws_acc_ptr, ws_m_ptr, ws_
         v = tl.load(v_ptr + slots[:, None] * stride_vs + kv_head * stride_vh + offs_d[None, :] * stride_vd,
                     mask=tok_mask[:, None], other=0.0)  # [T, D]
         if HALF_DOTS:  # bf16/fp16 products, fp32 sums: exact products of the stored values, as flash does
-            scores = _half_dot(q, tl.trans(k), INTERPRETED) * scale  # [G, T]
+            scores = half_dot(q, tl.trans(k), INTERPRETED) * scale  # [G, T]
         else:
             scores = tl.dot(q, tl.trans(k.to(tl.float32)), input_precision="tf32x3")
         scores = tl.where(tok_mask[None, :], scores, float("-inf"))
@@ -96,7 +88,7 @@ def _paged_decode_kernel(q_ptr, k_ptr, v_ptr, out_ptr, ws_acc_ptr, ws_m_ptr, ws_
         p = tl.exp(scores - m_new[:, None])  # [G, T]
         l_i = l_i * alpha + tl.sum(p, axis=1)
         if HALF_DOTS:  # p rounded to the cache's dtype for the second product (flash attention's choice)
-            acc = acc * alpha[:, None] + _half_dot(p.to(v.dtype), v, INTERPRETED)
+            acc = acc * alpha[:, None] + half_dot(p.to(v.dtype), v, INTERPRETED)
         else:
             acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32), input_precision="tf32x3")
         m_i = m_new
