@@ -14,15 +14,29 @@ import torch.nn.functional as F
 from trtllm_mixquant.runtime.parallel import Shard, TPGroup
 
 
+def skinny_kernel(weight: torch.Tensor) -> tuple[object | None, int]:
+    """The kernel for a few rows of x against this weight (`kernels.skinny_linear`: CUDA, bf16/fp16) and
+    the most rows it takes; (None, 0) where cuBLAS (or the CPU) takes every shape."""
+    if not (weight.is_cuda and weight.dtype in (torch.bfloat16, torch.float16)):
+        return None, 0
+    from trtllm_mixquant.runtime.kernels import skinny_linear
+
+    return torch.ops.trtllm_mixquant.skinny_linear, skinny_linear.MAX_ROWS
+
+
 class DenseLinear(torch.nn.Module):
-    """Unquantized y = x W^T + b, in the weight's dtype."""
+    """Unquantized y = x W^T + b, in the weight's dtype. On a GPU, up to `max_skinny_rows` rows (decode
+    steps) stream the weight through `kernels.skinny_linear`, the rest go to cuBLAS."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
         super().__init__()
-        self.weight = torch.nn.Parameter(weight, requires_grad=False)
+        self.weight = torch.nn.Parameter(weight.contiguous(), requires_grad=False)
         self.bias = None if bias is None else torch.nn.Parameter(bias, requires_grad=False)
+        self.skinny, self.max_skinny_rows = skinny_kernel(weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.skinny is not None and x.shape[0] <= self.max_skinny_rows:
+            return self.skinny(x, self.weight, self.bias)
         return F.linear(x, self.weight, self.bias)
 
 
