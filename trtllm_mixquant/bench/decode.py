@@ -13,6 +13,7 @@ from the difference between generating 1 and N tokens so that the prefill cancel
 from __future__ import annotations
 
 import argparse
+import bisect
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from trtllm_mixquant.bench.prefill import ours_model
 from trtllm_mixquant.engine.base import EngineRequest
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.core import EngineCore
+from trtllm_mixquant.engine.cuda_graphs import DECODE_BATCH_SIZES
 from trtllm_mixquant.engine.sampling import SamplingParams
 from trtllm_mixquant.help_format import HelpFormatter
 from trtllm_mixquant.manifest import KVCacheLayout
@@ -92,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     layout = KVCacheLayout(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim)
     engine = EngineCore(model, layout, max(n for _, n in cases) + args.new_tokens, set(),
                         layout.blocks_for(longest) + 64, EngineConfig(Path("."), max_num_seqs=64, max_step_tokens=32768))
-    for batch in sorted({b for b, _ in cases}):  # compile, and capture each batch size's graph, outside the timing
+    # Compile, and capture the graph of every batch size a case passes through, outside the timing:
+    # sequences that finish at different steps leave smaller batches at the end (32 prompts prefill
+    # over three steps, so their last steps decode 16 and then 1 sequence).
+    largest = max(b for b, _ in cases)
+    for batch in DECODE_BATCH_SIZES[:bisect.bisect_left(DECODE_BATCH_SIZES, largest) + 1]:
         ours(engine, 128, batch, 4)
     card = torch.cuda.get_device_name()
     print(f"\nBF16 decode, {args.shape} random weights ({weight_bytes / 1e9:.1f} GB), {card}, torch {torch.__version__}; "
