@@ -4,7 +4,9 @@ The `nvidia-pytriton` wheel carries tritonserver 2.51 with its Python backend; w
 only (its Python package pins numpy < 2 and an old tritonclient). The Python-backend stub links the
 system's libpython 3.11 and ignores PYTHONPATH, so our model runs in a venv made by that Python
 (`EXECUTION_ENV_PATH`), with numpy < 2 (with numpy 2 the 2.51 stub misreads string tensors) and the
-package linked in. Both are prepared once into a cache folder.
+package linked in. Both are prepared once into a cache folder. When the Python running this is a
+3.11 too, the venv installs only numpy and sees the rest (torch, transformers, ...) in this Python's
+site-packages through a `.pth` file, behind its own numpy (an install of everything took a minute).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import urllib.request
@@ -26,7 +29,8 @@ import trtllm_mixquant
 
 PYTRITON = "nvidia-pytriton==0.7.0"
 STUB_PYTHON = "3.11"
-STUB_REQUIREMENTS = ["numpy<2", f"torch=={version('torch').split('+')[0]}", "transformers", "tokenizers",
+STUB_NUMPY = "numpy<2"
+STUB_REQUIREMENTS = [STUB_NUMPY, f"torch=={version('torch').split('+')[0]}", "transformers", "tokenizers",
                      "safetensors", "jinja2", "tqdm"]
 
 
@@ -87,15 +91,27 @@ def stub_python() -> str:
                            f"(e.g. `apt install python{STUB_PYTHON}-venv`); none was found")
 
 
+def borrowed_site_packages() -> Path | None:
+    """This Python's site-packages where the stub's Python can import from them (the same 3.11)."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != STUB_PYTHON:
+        return None
+    return Path(sysconfig.get_paths()["purelib"])
+
+
 def prepare_env(cache: Path | None = None) -> Path:
     """A venv for the stub with what the model imports, and this package linked in (kept up to date)."""
     env = (cache or cache_dir()) / f"stub-env-py{STUB_PYTHON}"
     stamp = env / "requirements.txt"
-    wanted = "\n".join(STUB_REQUIREMENTS) + "\n"
+    borrowed = borrowed_site_packages()
+    requirements = STUB_REQUIREMENTS if borrowed is None else [STUB_NUMPY]
+    wanted = "\n".join(requirements + ([] if borrowed is None else [f"# and {borrowed}"])) + "\n"
     if not (stamp.is_file() and stamp.read_text() == wanted):
         shutil.rmtree(env, ignore_errors=True)
         run([stub_python(), "-m", "venv", str(env)], "could not create the stub's venv")
-        run([str(env / "bin" / "pip"), "install", "-q", *STUB_REQUIREMENTS], "could not install the stub's packages")
+        run([str(env / "bin" / "pip"), "install", "-q", *requirements], "could not install the stub's packages")
+        if borrowed is not None:
+            (site,) = (env / "lib").glob("python*/site-packages")
+            (site / "borrowed-site-packages.pth").write_text(f"{borrowed}\n")  # after the venv's own numpy
         stamp.write_text(wanted)
     (site,) = (env / "lib").glob("python*/site-packages")
     link = site / "trtllm_mixquant"
