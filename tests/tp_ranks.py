@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import pickle
 
 import torch
 
 from trtllm_mixquant.engine.rank_plan import group_plans
 from trtllm_mixquant.engine.ranks import join
+from trtllm_mixquant.processes import child_processes
 
 
 def _rank(plan, fn, args, results) -> None:
@@ -19,8 +19,8 @@ def _rank(plan, fn, args, results) -> None:
 
 
 def run_ranks(tp_size: int, fn, *args, timeout: float = 300):
-    """fn(tp_group, *args) on each of tp_size spawned ranks; fn must be importable (module level)."""
-    ctx = mp.get_context("spawn")
+    """fn(tp_group, *args) on each of tp_size ranks (child processes); fn must be importable (module level)."""
+    ctx = child_processes()
     results = ctx.Queue()
     ranks = [ctx.Process(target=_rank, args=(plan, fn, args, results)) for plan in group_plans(tp_size)]
     for p in ranks:

@@ -9,7 +9,7 @@ Kubernetes pods) get another channel without any change to them.
 from __future__ import annotations
 
 import asyncio
-import os
+import multiprocessing
 import queue
 import threading
 from collections.abc import Callable
@@ -31,12 +31,12 @@ class ProcessChannel:
     and its own outbound pipe. Each worker writes to a pipe of its own, so a worker killed in the
     middle of a message spoils only its own pipe, never the messages of the others.
 
-    Made by the orchestrator's process; a worker whose parent is no longer that process (it died and
-    the worker was re-parented) treats the channel as closed."""
+    Made by the orchestrator's process for a child of it (`processes.child_processes`); once that
+    process is gone (multiprocessing's parent sentinel, which a forked-from-a-server child has too,
+    though its OS parent is the server), the worker treats the channel as closed."""
 
     def __init__(self, inbox, outbox):
         self.inbox, self.outbox = inbox, outbox
-        self.parent = os.getpid()
 
     def recv(self, timeout: float | None) -> Any | None:
         try:
@@ -48,7 +48,8 @@ class ProcessChannel:
         self.outbox.send(message)
 
     def closed(self) -> bool:
-        return os.getppid() != self.parent
+        parent = multiprocessing.parent_process()
+        return parent is None or not parent.is_alive()
 
 
 class ThreadChannel:

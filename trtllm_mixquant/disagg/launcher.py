@@ -1,5 +1,5 @@
 """Starting workers, separate from routing: `LocalLauncher` runs each as a child process of this
-one (multiprocessing spawn) with a `ProcessChannel`, or a tensor-parallel worker as one process per
+one (`processes.child_processes`: forked from a server with torch imported) with a `ProcessChannel`, or a tensor-parallel worker as one process per
 rank (rank 0 holds the channel); the orchestrator keeps only the `WorkerProcess` handles (send,
 liveness, exit code) and one stream of messages from all of them."""
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from trtllm_mixquant.disagg.channel import ProcessChannel
 from trtllm_mixquant.disagg.config import WorkerSpec
+from trtllm_mixquant.processes import child_processes
 
 
 class WorkerProcess:
@@ -80,7 +81,7 @@ class Inboxes:
 
 class LocalLauncher:
     def __init__(self):
-        self.ctx = mp.get_context("spawn")
+        self.ctx = child_processes()
         self.inboxes = Inboxes()  # one pipe end per launched worker
 
     def launch(self, spec: WorkerSpec) -> WorkerProcess:

@@ -15,7 +15,6 @@ Ranks meet through a TCP rendezvous (`rank_plan.RankPlan`): started by our launc
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from trtllm_mixquant.engine.rank_plan import RankPlan, group_plans
+from trtllm_mixquant.processes import child_processes
 from trtllm_mixquant.runtime.parallel import TPGroup
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def follower_main(plan: RankPlan, config: EngineConfig, role: str) -> None:
 def spawn_followers(config: EngineConfig, role: str) -> TPGroup:
     """Start ranks 1..n-1 of `config.tensor_parallel_size` as child processes and join as rank 0."""
     plans = group_plans(config.tensor_parallel_size)
-    ctx = mp.get_context("spawn")
+    ctx = child_processes()
     for plan in plans[1:]:
         ctx.Process(target=follower_main, args=(plan, config, role), name=f"tp-rank{plan.tp_rank}",
                     daemon=True).start()
