@@ -10,7 +10,7 @@ PRELOAD = ["torch", "trtllm_mixquant.disagg.worker"]
 
 
 def child_processes():
-    """"forkserver", with torch and the worker's modules preloaded in the server.
+    """The "forkserver" context, with torch and the worker's modules preloaded in the server.
 
     Each child is a fork of that server: a clean process that has imported them but started no
     CUDA context and no threads, unlike this one, so nothing of this process's state is inherited (as

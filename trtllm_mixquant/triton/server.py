@@ -109,11 +109,10 @@ def prepare_env(cache: Path | None = None) -> Path:
         shutil.rmtree(env, ignore_errors=True)
         run([stub_python(), "-m", "venv", str(env)], "could not create the stub's venv")
         run([str(env / "bin" / "pip"), "install", "-q", *requirements], "could not install the stub's packages")
-        if borrowed is not None:
-            (site,) = (env / "lib").glob("python*/site-packages")
-            (site / "borrowed-site-packages.pth").write_text(f"{borrowed}\n")  # after the venv's own numpy
         stamp.write_text(wanted)
     (site,) = (env / "lib").glob("python*/site-packages")
+    if borrowed is not None:
+        (site / "borrowed-site-packages.pth").write_text(f"{borrowed}\n")  # after the venv's own numpy
     link = site / "trtllm_mixquant"
     if link.is_symlink() or link.exists():
         link.unlink()
