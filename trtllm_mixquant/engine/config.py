@@ -30,6 +30,7 @@ class EngineConfig:
     fp8_attention: bool = False  # the quantized prompt tokens' attention in FP8 too (Q, K, V per-head scaled)
     backend: str = "pytorch"  # which engine implementation runs it (`trtllm_mixquant.engine.BACKENDS`)
     tensor_parallel_size: int = 1  # ranks (one GPU each) the model is split over (`engine.ranks`)
+    async_scheduling: bool | None = None  # schedule step n + 1 while step n runs (`engine.overlap`); None: on one GPU
 
     def __post_init__(self):
         object.__setattr__(self, "engine_dir", Path(self.engine_dir))
@@ -38,6 +39,9 @@ class EngineConfig:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)} (got {self.dtype!r})")
         if self.tensor_parallel_size < 1:
             raise ValueError(f"tensor_parallel_size must be at least 1 (got {self.tensor_parallel_size})")
+        if self.async_scheduling and self.tensor_parallel_size > 1:
+            raise ValueError("asynchronous scheduling runs on one rank only: drop --async-scheduling, or run "
+                             "with --tensor-parallel-size 1")
 
     def eager(self) -> EngineConfig:
         """No torch.compile and no CUDA graphs (`--enforce-eager`): starts in seconds, steps run slower."""
@@ -66,6 +70,9 @@ def add_engine_arguments(p: argparse.ArgumentParser, device: bool = True) -> Non
                    help="on a GPU, run without torch.compile and CUDA graphs: starts in seconds, steps run slower")
     p.add_argument("--tensor-parallel-size", "--tp", type=int, default=d.tensor_parallel_size,
                    help="split the model over this many ranks, one GPU each (on CPU: processes)")
+    p.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction, default=None,
+                   help="schedule and launch each step while the GPU still runs the one before (default: on "
+                        "for one GPU, off on the CPU and with tensor parallelism)")
     p.add_argument("--fp8-attention", action="store_true",
                    help="prefill the quantized prompt tokens' attention in FP8 as well (the KV cache stays BF16)")
 
@@ -75,5 +82,5 @@ def engine_config_from_args(args: argparse.Namespace, engine_dir: Path) -> Engin
                           device=getattr(args, "device", "auto"), dtype=args.dtype,
                           kv_cache_blocks=args.kv_cache_blocks, max_num_seqs=args.max_num_seqs,
                           max_step_tokens=args.max_step_tokens, fp8_attention=args.fp8_attention,
-                          tensor_parallel_size=args.tensor_parallel_size)
+                          tensor_parallel_size=args.tensor_parallel_size, async_scheduling=args.async_scheduling)
     return config.eager() if args.enforce_eager else config

@@ -16,7 +16,8 @@ from trtllm_mixquant.engine.block_manager import BlockManager
 from trtllm_mixquant.engine.config import EngineConfig
 from trtllm_mixquant.engine.model_runner import ModelRunner
 from trtllm_mixquant.engine.ranks import stop_followers
-from trtllm_mixquant.engine.sampler import sample, token_logprobs
+from trtllm_mixquant.engine.overlap import InFlight, deferrable, overlap_scheduling
+from trtllm_mixquant.engine.sampler import TokenLogprobs, pick, sample, token_logprobs
 from trtllm_mixquant.engine.sampling import grammar_engine
 from trtllm_mixquant.engine.scheduler import Scheduler
 from trtllm_mixquant.engine.sequence import Sequence, Status
@@ -47,6 +48,8 @@ class EngineCore:
         self.requests: dict[str, Sequence] = {}
         self.receiving: dict[str, int] = {}  # reserved request -> tokens of KV that will arrive
         self.fp8_attention = config.fp8_attention
+        self.overlap = overlap_scheduling(config.async_scheduling, device, model.tp.size)
+        self.inflight: InFlight | None = None  # the step whose sampled tokens the host has not read
         self.tokenizer, self._grammars = tokenizer, None  # structured outputs: compiled on first use
 
     def _sequence(self, request: EngineRequest) -> Sequence:
@@ -83,7 +86,7 @@ class EngineCore:
         return total
 
     def has_work(self) -> bool:
-        return self.scheduler.has_work()
+        return self.scheduler.has_work() or self.inflight is not None
 
     def close(self) -> None:
         """Stop the other tensor-parallel ranks (rank 0; nothing to do on one rank)."""
@@ -147,33 +150,69 @@ class EngineCore:
 
     # ---- one step --------------------------------------------------------------------------------
     def step(self) -> list[RequestUpdate]:
-        """Run one forward step over the scheduled chunks."""
-        chunks = self.scheduler.schedule()
+        """Run one forward step over the scheduled chunks. With asynchronous scheduling (`overlap`),
+        the updates are those of the step before, read while this one runs."""
+        chunks = self.scheduler.schedule(holding=self._ending())
         if not chunks:
-            return []
+            return self._read_inflight()
         batch, rows = build_step(chunks, self.layout.block_size, self.fp8_attention)
+        if self.inflight is not None:
+            batch.input_ids = self.inflight.fill(batch.input_ids)
         logits = self.runner.forward(batch)
+        updates = self._read_inflight()
         for seq, n in chunks:
-            seq.num_computed += n
-            self.blocks.register_full_blocks(seq)
-        updates = []
+            if seq.status is not Status.FINISHED:  # else its last token ended it: its row here is dropped
+                seq.num_computed += n
+                self.blocks.register_full_blocks(seq)
         if rows.scored:  # before sampling: a sequence's prompt logprobs go out with its first token
             self._score(logits[len(rows.next_token):], rows.scored)
-        if rows.next_token:
-            seqs = rows.next_token
-            sampled = sample(logits[:len(seqs)], seqs)
-            for seq, token, logprobs in zip(seqs, sampled.token_ids, sampled.logprobs):
-                seq.token_ids.append(token)
-                reason = self.finish_reason(seq, token)
-                if reason:
-                    self._finish(seq, reason)
-                updates.append(RequestUpdate(seq.request_id, [token], reason, seq.num_cached_prompt,
-                                             logprobs=None if logprobs is None else [logprobs],
-                                             prompt_logprobs=self._take_prompt_logprobs(seq)))
+        live = [(i, seq) for i, seq in enumerate(rows.next_token) if seq.status is not Status.FINISHED]
+        if live:
+            seqs = [seq for _, seq in live]
+            if len(live) == len(rows.next_token):
+                row_logits = logits[:len(seqs)]
+            else:
+                row_logits = logits[torch.tensor([i for i, _ in live], device=logits.device)]
+            if self.overlap and all(deferrable(seq) for seq in seqs):
+                self.inflight = InFlight.start(seqs, pick(row_logits, [s.params for s in seqs],
+                                                          [s.generator for s in seqs]))
+            else:
+                sampled = sample(row_logits, seqs)
+                for seq, token, logprobs in zip(seqs, sampled.token_ids, sampled.logprobs):
+                    seq.token_ids.append(token)
+                    updates.append(self._took(seq, token, logprobs))
         for seq, _ in chunks:
             if seq.status is Status.RUNNING and seq.num_pending == 0 and seq.stops_after_prefill:
                 updates.append(self._prefilled(seq))
         return updates
+
+    def _took(self, seq: Sequence, token: int, logprobs: TokenLogprobs | None) -> RequestUpdate:
+        """The update of a sequence whose new last token is `token`; finishes it if the token ends it."""
+        reason = self.finish_reason(seq, token)
+        if reason:
+            self._finish(seq, reason)
+        return RequestUpdate(seq.request_id, [token], reason, seq.num_cached_prompt,
+                             logprobs=None if logprobs is None else [logprobs],
+                             prompt_logprobs=self._take_prompt_logprobs(seq))
+
+    def _read_inflight(self) -> list[RequestUpdate]:
+        """Wait for the step in flight (if any) and put its tokens in place of the placeholders."""
+        inflight, self.inflight = self.inflight, None
+        if inflight is None:
+            return []
+        updates = []
+        for seq, position, token in zip(inflight.seqs, inflight.positions, inflight.wait()):
+            if seq.status is not Status.FINISHED:  # else aborted meanwhile
+                seq.token_ids[position] = token
+                updates.append(self._took(seq, token, None))
+        return updates
+
+    def _ending(self) -> set[Sequence]:
+        """Sequences whose token in flight is their last by length: the next step leaves them out."""
+        if self.inflight is None:
+            return set()
+        return {seq for seq in self.inflight.seqs
+                if len(seq.output_ids) >= seq.params.max_tokens or len(seq) >= self.max_seq_len}
 
     def _score(self, logits: torch.Tensor, rows: list[tuple[Sequence, int]]) -> None:
         logprobs = torch.log_softmax(logits, dim=-1)

@@ -10,6 +10,7 @@ the most recently admitted sequence is preempted: its blocks are freed and it is
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 
 from trtllm_mixquant.engine.block_manager import BlockManager
 from trtllm_mixquant.engine.sequence import Sequence, Status
@@ -28,12 +29,13 @@ class Scheduler:
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
 
-    def schedule(self) -> list[tuple[Sequence, int]]:
-        """Returns (sequence, tokens to compute this step) pairs, allocating their KV blocks."""
+    def schedule(self, holding: Collection[Sequence] = ()) -> list[tuple[Sequence, int]]:
+        """Returns (sequence, tokens to compute this step) pairs, allocating their KV blocks.
+        holding: running sequences left out of this step (their last token, not read yet, ends them)."""
         budget, chunks = self.max_step_tokens, []
         for seq in list(self.running):
-            if seq not in self.running:
-                continue  # preempted by an earlier sequence of this loop
+            if seq not in self.running or seq in holding:
+                continue  # preempted by an earlier sequence of this loop, or held
             n = min(seq.num_pending, budget)
             if n == 0:
                 break
@@ -68,8 +70,9 @@ class Scheduler:
         self.waiting.appendleft(seq)
 
     def finish(self, seq: Sequence, reason: str, keep_blocks: bool = False) -> None:
-        """Retire a running sequence; `keep_blocks` leaves its KV allocated (to be sent elsewhere)."""
+        """Retire a running sequence, or a preempted one (asynchronous scheduling reads its last token
+        after the next step's preemptions); `keep_blocks` leaves its KV allocated (to be sent elsewhere)."""
         seq.status, seq.finish_reason = Status.FINISHED, reason
-        self.running.remove(seq)
+        (self.running if seq in self.running else self.waiting).remove(seq)
         if not keep_blocks:
             self.blocks.release(seq)
