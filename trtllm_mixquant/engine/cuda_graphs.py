@@ -15,7 +15,7 @@ embedding and layer 0's `pre_attention`, then each layer's `post_attention` with
 fused kernels and the GEMMs). The step's T tokens take the last T rows of the static buffers
 (`PieceBuffers`, one set per padded token count); the padding rows before them are computed and
 never read, and never write KV (attention sees only the step's rows). Every op in a piece is
-row-wise (GEMMs, norms, RoPE, static-scale activation quantization), so what padding rows hold does
+row-wise (GEMMs, norms, SiLU·mul, static-scale activation quantization), so what padding rows hold does
 not matter. A step whose first rows are quantized and last rows precise keeps that split: the
 padding joins the quantized rows, so a graph is keyed by (padded size, quantized rows) and is
 captured for a mixed step only when it has at most `MAX_GRAPHED_PRECISE_ROWS` precise rows
@@ -118,7 +118,6 @@ class PieceBuffers:
     """The static inputs and outputs of one padded token count N's pieces (this rank's heads)."""
 
     input_ids: torch.Tensor  # [N] int64
-    positions: torch.Tensor  # [N] int64
     hidden: torch.Tensor  # [N, hidden], the residual stream
     q: torch.Tensor  # [N, H, D]
     k: torch.Tensor  # [N, Hkv, D]
@@ -134,7 +133,7 @@ class PieceBuffers:
         def zeros(*shape, dt=dtype):
             return torch.zeros(*shape, dtype=dt, device=device)
 
-        return cls(zeros(size, dt=torch.long), zeros(size, dt=torch.long), zeros(size, model.config.hidden_size),
+        return cls(zeros(size, dt=torch.long), zeros(size, model.config.hidden_size),
                    zeros(size, h, d), zeros(size, hkv, d), zeros(size, hkv, d), zeros(size, h * d))
 
 
@@ -164,7 +163,6 @@ class PiecewiseGraphs:
         pieces, buf = self.graphs[key]
         rows = slice(size - batch.num_tokens, size)
         buf.input_ids[rows].copy_(batch.input_ids)
-        buf.positions[rows].copy_(batch.positions)
         bs = self.kv.layout.block_size
         batch = pack_kv(batch, bs, buf.hidden.dtype)
         for i, layer in enumerate(self.model.model.layers):
@@ -189,8 +187,7 @@ class PiecewiseGraphs:
                 else:
                     buf.hidden.copy_(layers[i - 1].post_attention(buf.hidden, buf.attn, quantized))
                 if i < len(layers):
-                    for out, t in zip((buf.q, buf.k, buf.v), layers[i].pre_attention(buf.hidden, buf.positions,
-                                                                                      quantized)):
+                    for out, t in zip((buf.q, buf.k, buf.v), layers[i].pre_attention(buf.hidden, quantized)):
                         out.copy_(t)
             return run
 

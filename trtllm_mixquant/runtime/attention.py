@@ -29,12 +29,8 @@ PREFILL_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPB
 
 def write_kv(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
              slot_mapping: torch.Tensor) -> None:
-    """Store k, v [T, Hkv, D] into the caches [num_slots, Hkv, D] at `slot_mapping` [T] (on CUDA one
-    kernel for both, `kernels.store_kv`)."""
-    if k.is_cuda:
-        from trtllm_mixquant.runtime.kernels.store_kv import store_kv
-
-        return store_kv(k_cache, v_cache, k, v, slot_mapping)
+    """Store k, v [T, Hkv, D] into the caches [num_slots, Hkv, D] at `slot_mapping` [T] (on CUDA,
+    `kernels.rope_store` stores them as it makes them)."""
     k_cache.index_copy_(0, slot_mapping, k.to(k_cache.dtype))
     v_cache.index_copy_(0, slot_mapping, v.to(v_cache.dtype))
 

@@ -5,8 +5,9 @@ name; q/k/v and gate/up are fused (`qkv_proj`, `gate_up_proj`), each loaded from
 forward works on a flat [T] token batch with a paged KV cache (see `StepBatch`).
 
 Each layer is two regions around attention, `pre_attention` and `post_attention`: on a GPU,
-`CausalLM.compile_regions` compiles them so that the norms, RoPE, SiLU-mul, residual adds and the
-FP8 activation quantization each fuse into the kernel that produces their input.
+`CausalLM.compile_regions` compiles them so that the norms, SiLU-mul, residual adds and the FP8
+activation quantization each fuse into the kernel that produces their input. Attention's head-wise
+q/k norm, RoPE and KV store run in `Attention.attend`, one kernel on CUDA.
 """
 
 from __future__ import annotations
@@ -46,23 +47,30 @@ class Attention(torch.nn.Module):
             self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps)
         self.rotary = rotary
 
-    def project(self, x: torch.Tensor, positions: torch.Tensor,
-                num_quantized: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x [T, hidden] -> q [T, H, D], k and v [T, Hkv, D], normed (Qwen3) and rotated."""
+    def project(self, x: torch.Tensor, num_quantized: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x [T, hidden] -> q [T, H, D], k and v [T, Hkv, D]: views of the fused projection, before the
+        q/k norm and RoPE (`attend` applies them)."""
         t = x.shape[0]
         q, k, v = self.qkv_proj(x, num_quantized).split(self.qkv_proj.out_sizes, dim=-1)
-        q = q.reshape(t, self.num_heads, self.head_dim)
-        k = k.reshape(t, self.num_kv_heads, self.head_dim)
-        v = v.reshape(t, self.num_kv_heads, self.head_dim)
-        if hasattr(self, "q_norm"):
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = self.rotary(positions, q, k)
-        return q, k, v
+        return (q.view(t, self.num_heads, self.head_dim), k.view(t, self.num_kv_heads, self.head_dim),
+                v.view(t, self.num_kv_heads, self.head_dim))
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: StepBatch, k_cache: torch.Tensor,
                v_cache: torch.Tensor, block_size: int) -> torch.Tensor:
-        """Store k, v in the paged cache and attend: [T, H, D] -> [T, H * D]."""
-        write_kv(k_cache, v_cache, k, v, batch.slot_mapping)
+        """Norm (Qwen3) and rotate q and k, store k and v in the paged cache and attend:
+        [T, H, D] -> [T, H * D]. On CUDA the first three are one kernel (`kernels.rope_store`)."""
+        norms = (self.q_norm, self.k_norm) if hasattr(self, "q_norm") else None
+        if q.is_cuda:
+            from trtllm_mixquant.runtime.kernels.rope_store import rope_store
+
+            weights, eps = ((None, None), 0.0) if norms is None else ((norms[0].weight, norms[1].weight), norms[0].eps)
+            q, k = rope_store(q, k, v, batch.positions, self.rotary.cos_sin, *weights, eps, k_cache, v_cache,
+                              batch.slot_mapping)
+        else:
+            if norms is not None:
+                q, k = norms[0](q), norms[1](k)
+            q, k = self.rotary(batch.positions, q, k)
+            write_kv(k_cache, v_cache, k, v, batch.slot_mapping)
         out = paged_attention(q, k, v, k_cache, v_cache, batch, block_size, self.head_dim ** -0.5)
         return out.reshape(q.shape[0], -1)
 
@@ -91,13 +99,13 @@ class DecoderLayer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, batch: StepBatch, k_cache: torch.Tensor, v_cache: torch.Tensor,
                 block_size: int) -> torch.Tensor:
-        q, k, v = self.pre_attention(x, batch.positions, batch.num_quantized)
+        q, k, v = self.pre_attention(x, batch.num_quantized)
         out = self.self_attn.attend(q, k, v, batch, k_cache, v_cache, block_size)
         return self.post_attention(x, out, batch.num_quantized)
 
-    def pre_attention(self, x: torch.Tensor, positions: torch.Tensor, num_quantized: int):
-        """Norm, q/k/v projection, q/k norm and RoPE: everything between the residual and attention."""
-        return self.self_attn.project(self.input_layernorm(x), positions, num_quantized)
+    def pre_attention(self, x: torch.Tensor, num_quantized: int):
+        """Norm and q/k/v projection: everything between the residual and attention's own head-wise ops."""
+        return self.self_attn.project(self.input_layernorm(x), num_quantized)
 
     def post_attention(self, x: torch.Tensor, attn: torch.Tensor, num_quantized: int) -> torch.Tensor:
         """Output projection, residual, norm, MLP, residual: x, attn [T, hidden] -> [T, hidden]."""
