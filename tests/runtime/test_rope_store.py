@@ -87,10 +87,12 @@ def test_equals_the_modules_it_replaces(heads, kv_heads, dim, dtype, norm, index
             assert off.max() <= 4, off.max()
         else:
             assert off.max() <= 1 and (off > 0).float().mean() < 0.01, (off.max(), (off > 0).float().mean())
+    v, caches, slots = args[2], args[6], args[7].long()
     untouched = torch.ones(SLOTS, dtype=torch.bool, device=DEVICE)
-    untouched[args[-1].long()] = False
-    assert torch.equal(got[2][untouched], args[6][0][untouched]) and torch.equal(got[3][untouched], args[6][1][untouched])
-    assert torch.equal(got[3][args[-1].long()], args[2].to(got[3].dtype))  # v is stored as it came
+    untouched[slots] = False
+    for cache, before in zip(got[2:], caches):
+        assert torch.equal(cache[untouched], before[untouched])
+    assert torch.equal(got[3][slots], v.to(got[3].dtype))  # v is stored as it came
 
 
 def test_no_tokens_and_bad_inputs():

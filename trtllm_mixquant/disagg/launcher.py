@@ -1,7 +1,8 @@
 """Starting workers, separate from routing: `LocalLauncher` runs each as a child process of this
 one (`processes.child_processes`: forked from a server with torch imported) with a
-`ProcessChannel`, or a tensor-parallel worker as one process per rank (rank 0 holds the channel); the orchestrator keeps only the `WorkerProcess` handles (send,
-liveness, exit code) and one stream of messages from all of them."""
+`ProcessChannel`, or a tensor-parallel worker as one process per rank (rank 0 holds the channel);
+the orchestrator keeps only the `WorkerProcess` handles (send, liveness, exit code) and one stream
+of messages from all of them."""
 
 from __future__ import annotations
 

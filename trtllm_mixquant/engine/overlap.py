@@ -69,7 +69,6 @@ class InFlight:
         return self.host.tolist()
 
 
-
 def overlap_scheduling(setting: bool | None, device: torch.device, tp_size: int) -> bool:
     """Whether an engine schedules asynchronously: `setting` (EngineConfig.async_scheduling; True only
     on one rank), where None is on for one GPU and off on the CPU, where the host runs each step

@@ -95,8 +95,8 @@ def rope_store(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: tor
                v_cache: torch.Tensor, slot_mapping: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """q [T, H, D], k and v [T, Hkv, D] (views of the fused projection: the head dimension contiguous) ->
     q and k normed (weights [D], both or neither) and rotated at `positions` [T] (cos_sin [P, D]: cos
-    then sin of each frequency, in any float dtype), as new contiguous tensors; k and v stored at `slot_mapping` [T]
-    of the caches [num_slots, Hkv, D], rounded to their dtype."""
+    then sin of each frequency, in any float dtype), as new contiguous tensors; k and v stored at
+    `slot_mapping` [T] of the caches [num_slots, Hkv, D], rounded to their dtype."""
     t, heads, dim = q.shape
     kv_heads = k.shape[1]
     if (k.shape != (t, kv_heads, dim) or v.shape != k.shape or k_cache.shape[1:] != k.shape[1:]
