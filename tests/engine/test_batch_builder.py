@@ -40,3 +40,28 @@ def test_step_of_a_mixquant_prefill_and_two_decodes():
     assert batch.logits_indices.tolist() == [7, 8, 9] and rows.next_token == [a, prompt, b]
     assert (batch.max_query_len, batch.max_context_len, batch.num_kv_tokens) == (7, 20, 59)
     assert all(t.dtype == torch.long for t in (batch.input_ids, batch.positions, batch.slot_mapping))
+
+
+def test_fp8_attention_auto_takes_steps_with_enough_query_key_pairs(monkeypatch):
+    """auto: FP8 attention where the quantized segments' query tokens x context length reach the
+    threshold (here lowered to 64); all: every step with quantized rows; off: none. Decode-only steps
+    have no quantized rows and never attend in FP8."""
+    from trtllm_mixquant.engine import batch_builder
+
+    monkeypatch.setattr(batch_builder, "FP8_ATTENTION_MIN_PAIRS", 64)
+    params = SamplingParams(max_tokens=4)
+
+    def prompt(length, cached):
+        seq = Sequence(list(range(length)), params, quantized_until=length)
+        seq.block_table, seq.num_computed = list(range(length // 4 + 1)), cached
+        return seq
+
+    def fp8(mode, length, cached):
+        return build_step([(prompt(length, cached), length - cached)], 4, mode)[0].fp8_attention
+
+    assert not fp8("auto", 7, 0) and fp8("auto", 8, 0)  # 7 x 7 < 64 <= 8 x 8 pairs
+    assert fp8("auto", 32, 30)  # a turn of 2 tokens over 30 cached: 2 x 32 pairs
+    assert fp8("all", 2, 0) and not fp8("off", 32, 0)
+    decode = prompt(40, 39)
+    decode.quantized_until = 0
+    assert not build_step([(decode, 1)], 4, "all")[0].fp8_attention

@@ -51,3 +51,20 @@ def test_enforce_eager_reaches_the_engine_and_the_workers(tiny_engines, monkeypa
     args = build_parser().parse_args(["--enforce-eager"])
     specs = Orchestrator(server_config_from_args(args, tiny_engines("qwen3")).orchestrator).worker_specs()
     assert specs and all(not s.engine.cuda_graphs and not s.engine.compile_regions for s in specs)
+
+
+def test_fp8_attention_flag_takes_a_mode_and_the_bare_flag_means_auto():
+    import argparse
+
+    from trtllm_mixquant.engine.config import EngineConfig, add_engine_arguments, engine_config_from_args
+
+    p = argparse.ArgumentParser()
+    p.add_argument("engine_dir")
+    add_engine_arguments(p)
+    for argv, want in (([], "off"), (["--fp8-attention"], "auto"), (["--fp8-attention", "all"], "all")):
+        args = p.parse_args(["e", *argv])
+        assert engine_config_from_args(args, args.engine_dir).fp8_attention == want
+    with pytest.raises(SystemExit):
+        p.parse_args(["e", "--fp8-attention", "fast"])
+    with pytest.raises(ValueError, match="fp8_attention must be one of off, auto, all"):
+        EngineConfig("e", fp8_attention=True)

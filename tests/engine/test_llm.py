@@ -149,7 +149,7 @@ def test_fp8_attention_changes_the_quantized_prefill_only(engines):
     attention runs in FP8 and the scores move by FP8-sized amounts, not more."""
     prompt, cont = "the tool returned 42 and then " * 4, " the answer is 42."
     plain = {m: torch.tensor(LLM(engines, mode=m, dtype=torch.float32).score(prompt, cont)) for m in ("bf16", "quantized")}
-    fp8 = LLM(engines, mode="mixquant", dtype=torch.float32, fp8_attention=True)
+    fp8 = LLM(engines, mode="mixquant", dtype=torch.float32, fp8_attention="all")
     assert torch.equal(torch.tensor(fp8.score(prompt, cont, mode="bf16")), plain["bf16"])
     moved = (torch.tensor(fp8.score(prompt, cont, mode="quantized")) - plain["quantized"]).abs().max()
     assert 0 < moved < 0.5

@@ -13,6 +13,7 @@ from pathlib import Path
 from trtllm_mixquant.engine.phase import MODES, check_mode
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+FP8_ATTENTION = ("off", "auto", "all")  # `runtime.attention`: where the quantized prompt rows attend in FP8
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,8 @@ class EngineConfig:
     max_step_tokens: int = 4096  # tokens computed in one step (chunked prefill beyond)
     cuda_graphs: bool = True  # GPU: replay decode steps, and the pieces of steps of <= 2,048 tokens, from CUDA graphs
     compile_regions: bool = True  # GPU: torch.compile each layer's two regions around attention
-    fp8_attention: bool = False  # the quantized prompt tokens' attention in FP8 too (Q, K, V per-head scaled)
+    fp8_attention: str = "off"  # the quantized prompt rows' attention in FP8 too: "auto" in steps with enough
+    # attention for it to pay (`runtime.attention.FP8_ATTENTION_MIN_PAIRS`), "all" in every prompt step
     backend: str = "pytorch"  # which engine implementation runs it (`trtllm_mixquant.engine.BACKENDS`)
     tensor_parallel_size: int = 1  # ranks (one GPU each) the model is split over (`engine.ranks`)
     async_scheduling: bool | None = None  # schedule step n + 1 while step n runs (`engine.overlap`); None: on one GPU
@@ -37,6 +39,8 @@ class EngineConfig:
         check_mode(self.mode)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)} (got {self.dtype!r})")
+        if self.fp8_attention not in FP8_ATTENTION:
+            raise ValueError(f"fp8_attention must be one of {', '.join(FP8_ATTENTION)} (got {self.fp8_attention!r})")
         if self.tensor_parallel_size < 1:
             raise ValueError(f"tensor_parallel_size must be at least 1 (got {self.tensor_parallel_size})")
         if self.async_scheduling and self.tensor_parallel_size > 1:
@@ -73,8 +77,14 @@ def add_engine_arguments(p: argparse.ArgumentParser, device: bool = True) -> Non
     p.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction, default=None,
                    help="schedule and launch each step while the GPU still runs the one before (default: on "
                         "for one GPU, off on the CPU and with tensor parallelism)")
-    p.add_argument("--fp8-attention", action="store_true",
-                   help="prefill the quantized prompt tokens' attention in FP8 as well (the KV cache stays BF16)")
+    add_fp8_attention_argument(p, d.fp8_attention)
+
+
+def add_fp8_attention_argument(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--fp8-attention", nargs="?", choices=FP8_ATTENTION, default=default, const="auto",
+                   help="the quantized prompt tokens' attention in FP8 as well (the KV cache stays BF16): auto "
+                        "(the bare flag) in steps long enough for it to be faster (a 4K-token prompt, a 512-token "
+                        "turn over 32K cached); all: in every prompt step; off")
 
 
 def engine_config_from_args(args: argparse.Namespace, engine_dir: Path) -> EngineConfig:

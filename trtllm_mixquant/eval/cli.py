@@ -9,6 +9,7 @@ import sys
 import logging
 from pathlib import Path
 
+from trtllm_mixquant.engine.config import add_fp8_attention_argument
 from trtllm_mixquant.engine.sampling import SamplingParams
 from trtllm_mixquant.help_format import HelpFormatter
 
@@ -72,8 +73,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("eval-results"))
     p.add_argument("--device", default="auto")
-    p.add_argument("--fp8-attention", action="store_true",
-                   help="the quantized prompt tokens' attention in FP8 too (its accuracy cost; see bench prefill)")
+    add_fp8_attention_argument(p, "off")
     return p
 
 

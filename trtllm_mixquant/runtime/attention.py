@@ -7,9 +7,10 @@
 | anything else on CUDA in bf16/fp16 (chunked prefill, a turn over a cached prefix, mixed steps) | each segment's keys and values gathered from its blocks into one packed [sum(context_lens)] tensor, then variable-length flash attention with bottom-right causal alignment (the packing is computed once per step: `pack_kv`) |
 | anything else (CPU, fp32) | keys and values gathered into a padded [S, max_context_len] tensor, masked SDPA |
 
-With `fp8_attention` (an engine option), the prompt rows the quantized weights prefill also attend
-in FP8 (`kernels.fp8_prefill_attention` on sm_89+, its PyTorch reference elsewhere); decode and the
-precise rows stay BF16, as does the KV cache.
+In a step the engine marks `fp8_attention` (`EngineConfig.fp8_attention`: "all" prompt steps, or
+"auto": those of at least `FP8_ATTENTION_MIN_PAIRS`), the prompt rows the quantized weights prefill
+also attend in FP8 (`kernels.fp8_prefill_attention` on sm_90+, reading cached keys at their slots;
+its PyTorch reference elsewhere); decode and the precise rows stay BF16, as does the KV cache.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from trtllm_mixquant.runtime.batch import PackedKV, StepBatch
 from trtllm_mixquant.runtime.kernels.fp8_attention_reference import fp8_attention_reference
+
+# `EngineConfig.fp8_attention="auto"`: FP8 attention for a step whose quantized segments have at least this
+# many query-key pairs (query tokens x context length, summed): a 4K-token prompt, a 512-token turn over
+# 32K cached. On an H200 (Qwen3-8B shapes, `bench prefill`) it made the FP8 prefill 1.06x faster at 8K
+# tokens (67M pairs), 1.15x at 32K and 1.55x for 2K over 30K cached, but 3% slower at 2K (4M pairs) and
+# 1.5-2x slower for turns of 128-512 tokens over 3K (its ~0.4 ms of launches a layer, which the graphed
+# pieces of a short step cannot hide).
+FP8_ATTENTION_MIN_PAIRS = 1 << 24
 
 PREFILL_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                     SDPBackend.MATH]  # in order of preference; SDPA skips those that can't take the inputs
@@ -66,25 +75,36 @@ def fp8_quantized_rows_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     """The quantized rows (the first `num_quantized_segments` segments) in FP8; any precise rows of a
     mixed step in BF16 (then computed for the whole step, and the quantized rows replaced)."""
     n = batch.num_quantized_segments
-    if is_whole_prompt(batch):
-        keys, values, cu_k = k, v, batch.query_start.int()
-    else:
-        slots, kv_start = ((batch.packed_kv.slots, batch.packed_kv.cu_seqlens_k) if batch.packed_kv is not None
-                           else packed_kv_slots(batch, block_size))
-        keys, values, cu_k = k_cache[slots].to(q.dtype), v_cache[slots].to(q.dtype), kv_start.int()
-    cu_q = batch.query_start[:n + 1].int()
     rows = batch.num_quantized
-    if q.is_cuda and torch.cuda.get_device_capability(q.device) >= (8, 9):
+    cu_q = batch.query_start[:n + 1].int()
+    if is_whole_prompt(batch):
+        keys, values, cu_k, kv_rows = k, v, batch.query_start.int(), None
+    else:
+        kv_rows, cu_k = ((batch.packed_kv.slots, batch.packed_kv.cu_seqlens_k) if batch.packed_kv is not None
+                         else packed_kv_slots(batch, block_size))
+        keys, values, cu_k = k_cache, v_cache, cu_k.int()
+    if fp8_kernel_takes(q, k):
         from trtllm_mixquant.runtime.kernels.fp8_prefill_attention import fp8_prefill_attention
 
-        quantized = fp8_prefill_attention(q[:rows], keys, values, cu_q, cu_k[:n + 1], batch.max_query_len, scale)
-    else:
+        # the cached keys are read at their slots (no gathered copy)
+        quantized = fp8_prefill_attention(q[:rows], keys, values, cu_q, cu_k[:n + 1], batch.max_query_len,
+                                          batch.max_context_len, scale, kv_rows)
+    else:  # the same numerics (scales over the quantized segments' tokens) in PyTorch
+        end = int(cu_k[n])
+        keys, values = ((k_cache[kv_rows[:end]].to(q.dtype), v_cache[kv_rows[:end]].to(q.dtype))
+                        if kv_rows is not None else (keys[:end], values[:end]))
         quantized = fp8_attention_reference(q[:rows], keys, values, cu_q, cu_k[:n + 1], scale)
     if rows == q.shape[0]:
         return quantized
     out = bf16_attention(q, k, v, k_cache, v_cache, batch, block_size, scale)
     out[:rows] = quantized
     return out
+
+
+def fp8_kernel_takes(q: torch.Tensor, k: torch.Tensor) -> bool:
+    """Whether `kernels.fp8_prefill_attention` runs these heads: TMA (sm_90+), head_dim 64 or 128."""
+    return (q.is_cuda and torch.cuda.get_device_capability(q.device) >= (9, 0) and q.shape[-1] in (64, 128)
+            and q.shape[1] % k.shape[1] == 0)
 
 
 def is_whole_prompt(batch: StepBatch) -> bool:

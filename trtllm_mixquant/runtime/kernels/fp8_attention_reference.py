@@ -1,20 +1,45 @@
 """FP8 attention for the context engine's prompt tokens, in plain PyTorch: the numerics the Triton
 kernel (`fp8_prefill_attention`) implements, and what runs off CUDA (so a CPU eval measures them).
 
-Q, K and V are quantized to FP8 E4M3 with one dynamic scale per head (amax / 448 over the step's
-tokens); scores are the FP8 products rescaled in fp32; the softmax weights P (in (0, 1] after the
-row max is subtracted) are quantized to E4M3 times `P_SCALE` for the P·V product, which is rescaled
-by V's scale at the end. The KV cache itself stays BF16 (the generation engine reads it).
+Q and K are first rotated along head_dim by R = diag(signs) H (H the Sylvester Hadamard matrix of
++-1, fixed random signs; FlashAttention-3's "incoherent processing"): (q R)(k R)^T = D q k^T, so the
+scores are unchanged once divided by D, but the few channels where queries and keys both carry
+outliers are spread over all D, which FP8's relative rounding then hurts less (on the shipped model
+in quantized mode, FP8 attention's KL vs BF16 0.0041 -> 0.0030 nats/token). Q R, K R and V are
+quantized to FP8 E4M3 with one dynamic scale per head (amax / 448 over the step's tokens); scores are
+the FP8 products rescaled in fp32; the softmax weights P (in (0, 1] after the row max is subtracted)
+are quantized to E4M3 times `P_SCALE` for the P·V product, which is rescaled by V's scale at the end.
+The KV cache itself stays BF16 (the generation engine reads it).
 Shapes: q [Tq, H, D], k, v [Tk, Hkv, D] packed segment after segment (`cu_q`, `cu_k` [S + 1]); each
 segment's queries are the last of its keys (causal, aligned bottom-right).
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 E4M3_MAX = 448.0
 P_SCALE = 256.0  # P in (0, 1] times this uses E4M3's normal range, not its subnormals
+
+
+@functools.cache
+def rotation(head_dim: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """R = diag(signs) H [D, D], entries +-1 (exact in every float format): H the Sylvester Hadamard
+    matrix (H H^T = D I), signs fixed by a seeded generator. D a power of two."""
+    if head_dim & (head_dim - 1):
+        raise ValueError(f"the Hadamard rotation needs a power-of-two head_dim (got {head_dim})")
+    h = torch.ones(1, 1)
+    while h.shape[0] < head_dim:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)])
+    signs = torch.where(torch.rand(head_dim, generator=torch.Generator().manual_seed(0)) < 0.5, -1.0, 1.0)
+    return (signs[:, None] * h).to(device, dtype)
+
+
+def rotate(x: torch.Tensor) -> torch.Tensor:
+    """x [T, heads, D] -> x R in fp32."""
+    return x.float() @ rotation(x.shape[-1], x.device)
 
 
 def head_scales(x: torch.Tensor) -> torch.Tensor:
@@ -30,21 +55,24 @@ def to_fp8(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 def fp8_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor,
                             cu_k: torch.Tensor, scale: float, quantize_p: bool = True) -> torch.Tensor:
     """[Tq, H, D] in q's dtype; quantize_p False keeps P in fp32 (what the interpreted kernel computes)."""
+    dtype = q.dtype
+    q, k = rotate(q), rotate(k)
     sq, sk, sv = head_scales(q), head_scales(k), head_scales(v)
     qf, kf, vf = (to_fp8(t, s).float() for t, s in ((q, sq), (k, sk), (v, sv)))
     group = q.shape[1] // k.shape[1]
-    out = torch.empty_like(q)
+    out = torch.empty(q.shape, dtype=dtype, device=q.device)
     for s in range(len(cu_q) - 1):
         q0, q1, k0, k1 = int(cu_q[s]), int(cu_q[s + 1]), int(cu_k[s]), int(cu_k[s + 1])
         qs = qf[q0:q1].transpose(0, 1)  # [H, n, D]
         ks = kf[k0:k1].repeat_interleave(group, dim=1).transpose(0, 1)  # [H, m, D]
         vs = vf[k0:k1].repeat_interleave(group, dim=1).transpose(0, 1)
-        scores = qs @ ks.transpose(1, 2) * (sq[:, None, None] * sk.repeat_interleave(group)[:, None, None] * scale)
+        scores = qs @ ks.transpose(1, 2) * (sq[:, None, None] * sk.repeat_interleave(group)[:, None, None] * scale
+                                            / q.shape[-1])  # R R^T = D I
         n, m = q1 - q0, k1 - k0
         causal = torch.arange(m, device=q.device)[None, :] <= (m - n + torch.arange(n, device=q.device))[:, None]
         scores = scores.masked_fill(~causal, float("-inf"))
         p = torch.exp(scores - scores.amax(dim=-1, keepdim=True))  # [H, n, m] in (0, 1]
         p8 = (p * P_SCALE).to(torch.float8_e4m3fn).float() if quantize_p else p * P_SCALE
         o = (p8 @ vs) / (p.sum(-1, keepdim=True) * P_SCALE) * sv.repeat_interleave(group)[:, None, None]
-        out[q0:q1] = o.transpose(0, 1).to(q.dtype)
+        out[q0:q1] = o.transpose(0, 1).to(dtype)
     return out
