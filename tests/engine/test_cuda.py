@@ -85,3 +85,10 @@ def test_prefill_attention_backend_matches_math():
             v.transpose(0, 1)[None].float().repeat_interleave(h // hkv, 1), is_causal=True, scale=d ** -0.5)
     ref = ref[0].transpose(0, 1)
     assert (out.float() - ref).abs().max() < 4 * 2 ** -8 * ref.abs().max()
+
+
+def test_fp8_attention_refuses_heads_its_kernel_cannot_take(tiny_engines):
+    """The tiny test model's head_dim is 16; the kernel takes 64 or 128: a clear error at start, not a
+    slow fallback or a failure in the middle of a request."""
+    with pytest.raises(ValueError, match="head_dim 64 or 128.*--fp8-attention off"):
+        LLM(tiny_engines("qwen3", "fp8"), device="cuda", fp8_attention="auto")

@@ -170,3 +170,19 @@ def test_engine_dispatch_runs_the_kernel_on_cached_keys_and_keeps_precise_rows_b
     keys1 = tables[1, torch.arange(40, device="cuda") // bs] * bs + torch.arange(40, device="cuda") % bs
     exact1 = exact(q[300:], k_cache[keys1], v_cache[keys1], torch.tensor([0, 1]), torch.tensor([0, 40]), scale)
     assert (got[300:] - exact1).abs().max() < 2e-2  # BF16 flash against fp32: bf16 roundings only
+
+
+@pytest.mark.parametrize("capability, head_dim, ok", [((9, 0), 128, True), ((10, 0), 64, True),
+                                                      ((8, 9), 128, False), ((9, 0), 96, False)])
+def test_fp8_attention_is_refused_where_its_kernel_cannot_run(capability, head_dim, ok, monkeypatch):
+    """The engine checks at start (`check_fp8_attention`): TMA needs sm_90+, the kernel head_dim 64 or
+    128; the message says how to go on. A CPU always has the reference."""
+    from trtllm_mixquant.runtime.attention import check_fp8_attention
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    check_fp8_attention(16, torch.device("cpu"))
+    if ok:
+        check_fp8_attention(head_dim, torch.device("cuda"))
+    else:
+        with pytest.raises(ValueError, match="run with --fp8-attention off"):
+            check_fp8_attention(head_dim, torch.device("cuda"))

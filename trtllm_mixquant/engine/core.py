@@ -23,6 +23,7 @@ from trtllm_mixquant.engine.scheduler import Scheduler
 from trtllm_mixquant.engine.sequence import Sequence, Status
 from trtllm_mixquant.errors import InvalidRequest
 from trtllm_mixquant.manifest import KVCacheLayout
+from trtllm_mixquant.runtime.attention import check_fp8_attention
 from trtllm_mixquant.runtime.kv_cache import KVCache
 from trtllm_mixquant.runtime.model import CausalLM
 
@@ -47,6 +48,8 @@ class EngineCore:
         self.scheduler = Scheduler(self.blocks, config.max_num_seqs, config.max_step_tokens)
         self.requests: dict[str, Sequence] = {}
         self.receiving: dict[str, int] = {}  # reserved request -> tokens of KV that will arrive
+        if config.fp8_attention != "off":
+            check_fp8_attention(model.config.head_dim, device)
         self.fp8_attention = config.fp8_attention
         self.overlap = overlap_scheduling(config.async_scheduling, device, model.tp.size)
         self.inflight: InFlight | None = None  # the step whose sampled tokens the host has not read

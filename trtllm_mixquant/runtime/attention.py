@@ -10,7 +10,7 @@
 In a step the engine marks `fp8_attention` (`EngineConfig.fp8_attention`: "all" prompt steps, or
 "auto": those of at least `FP8_ATTENTION_MIN_PAIRS`), the prompt rows the quantized weights prefill
 also attend in FP8 (`kernels.fp8_prefill_attention` on sm_90+, reading cached keys at their slots;
-its PyTorch reference elsewhere); decode and the precise rows stay BF16, as does the KV cache.
+its PyTorch reference on a CPU); decode and the precise rows stay BF16, as does the KV cache.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def fp8_quantized_rows_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         kv_rows, cu_k = ((batch.packed_kv.slots, batch.packed_kv.cu_seqlens_k) if batch.packed_kv is not None
                          else packed_kv_slots(batch, block_size))
         keys, values, cu_k = k_cache, v_cache, cu_k.int()
-    if fp8_kernel_takes(q, k):
+    if q.is_cuda:
         from trtllm_mixquant.runtime.kernels.fp8_prefill_attention import fp8_prefill_attention
 
         # the cached keys are read at their slots (no gathered copy)
@@ -101,10 +101,15 @@ def fp8_quantized_rows_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     return out
 
 
-def fp8_kernel_takes(q: torch.Tensor, k: torch.Tensor) -> bool:
-    """Whether `kernels.fp8_prefill_attention` runs these heads: TMA (sm_90+), head_dim 64 or 128."""
-    return (q.is_cuda and torch.cuda.get_device_capability(q.device) >= (9, 0) and q.shape[-1] in (64, 128)
-            and q.shape[1] % k.shape[1] == 0)
+def check_fp8_attention(head_dim: int, device: torch.device) -> None:
+    """Refuse FP8 attention where its CUDA kernel cannot run (TMA: sm_90+; head_dim 64 or 128); on a
+    CPU its PyTorch reference runs."""
+    if device.type != "cuda":
+        return
+    capability = torch.cuda.get_device_capability(device)
+    if capability < (9, 0) or head_dim not in (64, 128):
+        raise ValueError(f"--fp8-attention needs an sm_90+ GPU (Hopper or newer) and head_dim 64 or 128; this is "
+                         f"sm_{capability[0]}{capability[1]} with head_dim {head_dim}: run with --fp8-attention off")
 
 
 def is_whole_prompt(batch: StepBatch) -> bool:
