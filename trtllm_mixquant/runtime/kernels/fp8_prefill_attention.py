@@ -2,16 +2,17 @@
 engine's prompt tokens; numerics as in `fp8_attention_reference` (Q and K Hadamard-rotated, per-head
 dynamic scales, the softmax weights quantized to E4M3 times `P_SCALE` for P·V, fp32 online softmax).
 
-`fp8_head_quantize` makes the FP8 Q R, K R and V^T first ([Hkv, D, Tk]: the P·V operand of Hopper's FP8
-products must have the keys contiguous). One program per (block of BLOCK_M queries, query head,
-segment), last query blocks first (they have the most keys), loops over the keys its causal window
-reaches, BLOCK_N at a time: first the keys every row of the block sees (no masks), then the tiles
-that cross the diagonal. Tiles are read through TMA tensor descriptors; one that runs past its
-segment reads the next segment's keys (or TMA's zeros past the tensor), which the mask drops.
-P_SCALE is folded into the exponent (exp2(s - m + log2 P_SCALE)) and the score scale into one FMA.
+`fp8_head_quantize` makes the FP8 Q R, K R and V^T first ([Hkv, D, keys]: the P·V operand of
+Hopper's FP8 products must have the keys contiguous). One program per (block of BLOCK_M queries,
+query head, segment), last query blocks first (they have the most keys), loops over the keys its
+causal window reaches, BLOCK_N at a time: first the keys every row of the block sees (no masks),
+then the tiles that cross the diagonal. Tiles are read through TMA tensor descriptors; one that runs
+past its segment reads the next segment's keys (or TMA's zeros past the tensor), which the mask
+drops. P_SCALE is folded into the exponent (exp2(s - m + log2 P_SCALE)) and the score scale into
+one FMA.
 
-On an H200 (32 query / 8 KV heads, head_dim 128, per layer): 0.73 ms at 8K tokens, 11.2 ms at 32K,
-1.27 ms for 2K queries over 32K keys (757-840 TFLOP/s); cuDNN's BF16 kernel took 1.02 and 15.2 ms
+On an H200 (32 query / 8 KV heads, head_dim 128, per layer): 0.73 ms at 8K tokens, 10.1 ms at 32K,
+1.28 ms for 2K queries over 32K keys (750-870 TFLOP/s); cuDNN's BF16 kernel took 1.02 and 15.2 ms
 and flash's variable-length BF16 kernel 3.15 ms. The first version (plain pointer loads, 128-row
 blocks) took 25 ms at 32K.
 Under the Triton interpreter (CPU tests) the products run in fp32 on the same FP8 values and P is
