@@ -23,13 +23,13 @@ import triton
 import triton.language as tl
 
 from trtllm_mixquant.runtime.kernels import INTERPRETED
+from trtllm_mixquant.runtime.kernels.common import TORCH_TO_TRITON, half_dot
 from trtllm_mixquant.runtime.kernels.fp8_attention_reference import rotation
 
 E4M3_MAX = 448.0
 BLOCK_T = 64  # tokens per tile
 SPAN = 512  # tokens per program (a loop over tiles), so that few programs have nothing to do
 VT_ALIGN = 16  # V^T columns at which each segment starts (bytes of E4M3)
-TL_DTYPES = {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16, torch.float32: tl.float32}
 
 
 @dataclass
@@ -88,12 +88,10 @@ def _rotated(x, rot, role, DTYPE: tl.constexpr, INTERPRETED: tl.constexpr):
     """Q's and K's tiles (roles 0, 1) times the rotation rot [D, D] (+-1 in DTYPE, the inputs' dtype:
     exact products, fp32 sums); V's as they are."""
     if role < 2:
-        if INTERPRETED:
-            x = tl.dot(x, rot.to(tl.float32))
-        elif DTYPE == tl.float32:
+        if DTYPE == tl.float32 and not INTERPRETED:
             x = tl.dot(x, rot, input_precision="ieee")
-        else:
-            x = tl.dot(x.to(DTYPE), rot)
+        else:  # x holds DTYPE values: the cast back is exact
+            x = half_dot(x.to(DTYPE), rot, INTERPRETED)
     return x
 
 
@@ -175,7 +173,7 @@ def quantize_heads(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torc
     grid = (triton.cdiv(max(max_q, max_k), SPAN), max(heads, kv_heads), 3 * segments)
     strides = (q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1))
     common = dict(HEADS=heads, KV_HEADS=kv_heads, HEAD_DIM=head_dim, HAS_KV_ROWS=kv_rows is not None, BLOCK=BLOCK_T,
-                  SPAN=SPAN, DTYPE=TL_DTYPES[q.dtype], INTERPRETED=INTERPRETED)
+                  SPAN=SPAN, DTYPE=TORCH_TO_TRITON[q.dtype], INTERPRETED=INTERPRETED)
     rows = kv_rows if kv_rows is not None else cu_k
     rot = rotation(head_dim, q.device, q.dtype)
     _amax_kernel[grid](q, k, v, rows, cu_q, cu_k, rot, amax, *strides, **common)

@@ -15,6 +15,7 @@ import triton
 import triton.language as tl
 
 from trtllm_mixquant.runtime.kernels import INTERPRETED
+from trtllm_mixquant.runtime.kernels.common import TORCH_TO_TRITON
 
 
 @triton.jit
@@ -86,8 +87,6 @@ def _rope_store_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, cos_sin_ptr, qw_ptr, kw_ptr
             v_half = tl.load(v_src + half * HALF, mask=mask).to(tl.float32)
             tl.store(v_dst + half * HALF, _round(v_half, CACHE_DTYPE, INTERPRETED).to(CACHE_DTYPE), mask=mask)
 
-
-TORCH_TO_TRITON = {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16, torch.float32: tl.float32}
 
 
 def rope_store(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor,
