@@ -1,5 +1,5 @@
-"""FP8 prefill attention: the Triton kernel against its PyTorch reference (the interpreter on CPU,
-compiled on a GPU), and the reference against exact attention (how much FP8 costs)."""
+"""FP8 prefill attention (int8 Q.K^T, FP8 P.V): the Triton kernel against its PyTorch reference (the
+interpreter on CPU, compiled on a GPU), and the reference against exact attention (how much 8 bits cost)."""
 
 from __future__ import annotations
 
@@ -68,30 +68,31 @@ def test_kernel_equals_reference_under_the_interpreter(q_lens, cached, from_cach
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 @pytest.mark.parametrize("from_cache, span", [(False, 512), (True, 512), (True, 64)])
 def test_head_quantization_equals_the_reference(device, from_cache, span, monkeypatch):
-    """The Triton prologue's FP8 Q R, K R, V^T and scales against `rotate`, `head_scales` and `to_fp8`
-    (the interpreter on CPU, with its E4M3 rounding done on the bits; the hardware's cast on a GPU);
-    span 64: several programs per segment and head."""
+    """The Triton prologue's int8 Q R and K R, FP8 V^T and scales against `rotate`, `head_scales`,
+    `to_int8` and `to_fp8` (the interpreter on CPU, with its E4M3 rounding done on the bits; the
+    hardware's cast on a GPU); span 64: several programs per segment and head."""
     if (device == "cuda") != torch.cuda.is_available():
         pytest.skip("the interpreter on CPU, compiled on a GPU")
     from trtllm_mixquant.runtime.kernels import fp8_head_quantize
-    from trtllm_mixquant.runtime.kernels.fp8_attention_reference import head_scales, rotate, to_fp8
+    from trtllm_mixquant.runtime.kernels.fp8_attention_reference import (INT8_MAX, head_scales, rotate, to_fp8,
+                                                                         to_int8)
     from trtllm_mixquant.runtime.kernels.fp8_head_quantize import quantize_heads
 
     monkeypatch.setattr(fp8_head_quantize, "SPAN", span)
     q, k, v, cu_q, cu_k, max_q, max_k = case(device, [70, 9], [27, 14], heads=4, kv_heads=2, head_dim=64)
-    q, k, v = q.to(torch.bfloat16) * 3, k.to(torch.bfloat16) / 50, v.to(torch.bfloat16)  # E4M3's subnormals too
+    q, k, v = q.to(torch.bfloat16) * 3, k.to(torch.bfloat16) / 50, v.to(torch.bfloat16) / 50  # V: E4M3's subnormals
     keys, values, rows = in_cache(k, v) if from_cache else (k, v, None)
     x = quantize_heads(q, keys, values, cu_q, cu_k, max_q, max_k, rows)
     # V is not rotated: bit-exact. Q R and K R are exact products summed in fp32 in another order than
-    # torch's (ulp-sized differences), so their scales agree to fp32 rounding and an E4M3 value may
-    # sit one step over where a sum fell on a rounding boundary: not one in a thousand.
+    # torch's (ulp-sized differences), so their scales agree to fp32 rounding and an int8 value may
+    # sit one step over where a quotient fell on a rounding boundary: not one in a thousand.
     assert torch.equal(x.v_scale, head_scales(v))
-    for got, want in ((x.q_scale, head_scales(rotate(q))), (x.k_scale, head_scales(rotate(k)))):
+    for got, want in ((x.q_scale, head_scales(rotate(q), INT8_MAX)), (x.k_scale, head_scales(rotate(k), INT8_MAX))):
         torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
-    for got, want in ((x.q8, to_fp8(rotate(q), x.q_scale)), (x.k8, to_fp8(rotate(k), x.k_scale))):
-        step = want.float().abs().clamp_min(2 ** -6) / 8  # one E4M3 step (3 mantissa bits) or less
-        off = (got.float() - want.float()).abs()
-        assert (off <= step).all() and (off > 0).float().mean() < 1e-3
+    for got, want in ((x.q8, to_int8(rotate(q), x.q_scale)), (x.k8, to_int8(rotate(k), x.k_scale))):
+        assert got.dtype == torch.int8
+        off = (got.int() - want.int()).abs()
+        assert (off <= 1).all() and (off > 0).float().mean() < 1e-3
     assert x.cu_vt.tolist() == [0, 112, 144]  # 97 and 23 keys, each segment from a multiple of 16
     vt = to_fp8(v, x.v_scale).permute(1, 2, 0).float()
     assert torch.equal(x.vt8[:, :, :97].float(), vt[:, :, :97])
@@ -114,7 +115,8 @@ def test_reference_error_against_exact_attention_is_fp8_sized():
     scale = 1 / math.sqrt(q.shape[-1])
     err = fp8_attention_reference(q, k, v, cu_q, cu_k, scale) - exact(q, k, v, cu_q, cu_k, scale)
     rel = err.norm() / exact(q, k, v, cu_q, cu_k, scale).norm()
-    assert 1e-3 < rel < 0.08  # E4M3 carries 3 mantissa bits: a few percent, not exact, not broken
+    # int8 Q and K keep 7 bits, E4M3's V and P 3 mantissa bits: a few percent, not exact, not broken
+    assert 1e-3 < rel < 0.08
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() < (9, 0),

@@ -1,23 +1,25 @@
-"""FP8 prefill attention (flash-attention forward with E4M3 tensor-core products), for the context
-engine's prompt tokens; numerics as in `fp8_attention_reference` (Q and K Hadamard-rotated, per-head
-dynamic scales, the softmax weights quantized to E4M3 times `P_SCALE` for P·V, fp32 online softmax).
+"""8-bit prefill attention (flash-attention forward on Hopper's 8-bit tensor cores), for the context
+engine's prompt tokens; numerics as in `fp8_attention_reference`: Q K^T on int8 Q R and K R (Hadamard-
+rotated, per-head dynamic scales) with exact int32 sums, P·V on E4M3 (the softmax weights times
+`P_SCALE`, V per head), fp32 online softmax.
 
-`fp8_head_quantize` makes the FP8 Q R, K R and V^T first ([Hkv, D, keys]: the P·V operand of
-Hopper's FP8 products must have the keys contiguous). One program per (block of BLOCK_M queries,
-query head, segment), last query blocks first (they have the most keys), loops over the keys its
-causal window reaches, BLOCK_N at a time: first the keys every row of the block sees (no masks),
-then the tiles that cross the diagonal. Tiles are read through TMA tensor descriptors; one that runs
-past its segment reads the next segment's keys (or TMA's zeros past the tensor), which the mask
-drops. P_SCALE is folded into the exponent (exp2(s - m + log2 P_SCALE)) and the score scale into
-one FMA.
+`fp8_head_quantize` makes the int8 Q R and K R and the E4M3 V^T first ([Hkv, D, keys]: the P·V
+operand of Hopper's FP8 products must have the keys contiguous). One program per (block of BLOCK_M
+queries, query head, segment), last query blocks first (they have the most keys), loops over the
+keys its causal window reaches, BLOCK_N at a time: first the keys every row of the block sees (no
+masks), then the tiles that cross the diagonal. Tiles are read through TMA tensor descriptors; one
+that runs past its segment reads the next segment's keys (or TMA's zeros past the tensor), which the
+mask drops. P_SCALE is folded into the exponent (exp2(s - m + log2 P_SCALE)) and the score scale
+into one FMA.
 
-On an H200 (32 query / 8 KV heads, head_dim 128, per layer): 0.73 ms at 8K tokens, 10.1 ms at 32K,
-1.28 ms for 2K queries over 32K keys (750-870 TFLOP/s); cuDNN's BF16 kernel took 1.02 and 15.2 ms
-and flash's variable-length BF16 kernel 3.15 ms. The first version (plain pointer loads, 128-row
-blocks) took 25 ms at 32K.
-Under the Triton interpreter (CPU tests) the products run in fp32 on the same FP8 values and P is
-not quantized: the interpreter's FP8 products are wrong, so the CPU test compares against the
-reference with P unquantized and the GPU test with it quantized.
+On an H100 (32 query / 8 KV heads, head_dim 128, per layer, the quantization prologue included):
+1.18 ms at 8K tokens, 12.3 ms at 32K, 1.93 ms for 2K queries over 30K cached keys; cuDNN's BF16
+kernel took 0.92 and 14.9 ms and flash's variable-length BF16 kernel 3.02 ms, and the previous
+version (Q and K in E4M3) 1.29, 12.3 and 1.80 ms. Tiles: the best of a sweep there (BLOCK_M 64/128,
+BLOCK_N 64/128, 4/8 warps, 2/3 stages).
+Under the Triton interpreter (CPU tests) the products run in fp32 on the same 8-bit values (exact for
+Q K^T) and P is not quantized: the interpreter's FP8 products are wrong, so the CPU test compares
+against the reference with P unquantized and the GPU test with it quantized.
 """
 
 from __future__ import annotations
@@ -40,11 +42,14 @@ def _attend_tile(q, k_desc, vt_desc, row, vt_column, kv_col, cols, pos, n_k, m_i
     """Keys [row, row + BLOCK_N) (their values at V^T columns from vt_column) of the KV head at columns
     kv_col into the online softmax (m_i in the scaled log2 domain); MASKED: the tile crosses the
     causal diagonal or the segment's end."""
-    k = k_desc.load([row, kv_col])  # [N, D] fp8
-    if INTERPRETED:
+    k = k_desc.load([row, kv_col])  # [N, D] int8
+    if INTERPRETED:  # int8 products summed in fp32: exact (|sum| <= 128 * 127^2 < 2^24)
         s = tl.dot(q.to(tl.float32), k.T.to(tl.float32))
     else:
-        s = tl.dot(q, k.T)
+        # int32 -> fp32 without the conversion instruction (it issues at a quarter of exp2's rate):
+        # |s| < 2^22, so s + 1.5 * 2^23 read as an fp32 bit pattern is exactly that value. H100, 32K:
+        # 12.3 ms against 13.5 with the conversion (within 3% either way at 8K and 2K over 30K).
+        s = (tl.dot(q, k.T) + 0x4B400000).to(tl.float32, bitcast=True) - 12582912.0
     if MASKED:
         s = tl.where((cols[None, :] <= pos[:, None]) & (cols[None, :] < n_k), s, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(s, 1) * score_scale)
@@ -75,7 +80,7 @@ def _fp8_prefill_kernel(q_desc, k_desc, vt_desc, o_ptr, q_scale_ptr, k_scale_ptr
     kv_head = head // GROUP
     offs_m = block * BLOCK_M + tl.arange(0, BLOCK_M)  # query rows within the segment
     offs_n = tl.arange(0, BLOCK_N)
-    q = q_desc.load([q0 + block * BLOCK_M, head * HEAD_DIM])  # [M, D] fp8
+    q = q_desc.load([q0 + block * BLOCK_M, head * HEAD_DIM])  # [M, D] int8
     # log2(e) folded in (the softmax runs on exp2), and 1 / D: Q and K are rotated by R, R R^T = D I
     score_scale = (sm_scale * tl.load(q_scale_ptr + head) * tl.load(k_scale_ptr + kv_head) * 1.4426950408889634
                    / HEAD_DIM)
@@ -104,10 +109,7 @@ def fp8_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_
                           kv_rows: torch.Tensor | None = None, block_m: int = 64, block_n: int = 128) -> torch.Tensor:
     """q [Tq, H, D] (bf16/fp16/fp32); k, v [Tk, Hkv, D], or with kv_rows [Tk] the KV caches [slots, Hkv,
     D] read at those rows; cu_q, cu_k [S + 1] int32; max_q, max_k: the longest segment's queries and
-    keys -> [Tq, H, D] in q's dtype.
-
-    Tiles: the best of a sweep on an H200 (BLOCK_M 64/128, BLOCK_N 64/128, 4/8 warps, 2-4 stages) at 8K
-    and 32K tokens and 2K over 30K cached."""
+    keys -> [Tq, H, D] in q's dtype."""
     heads, head_dim = q.shape[1], q.shape[2]
     if heads % k.shape[1] or head_dim not in (64, 128):
         raise ValueError(f"FP8 attention needs query heads a multiple of KV heads and head_dim 64 or 128 "
