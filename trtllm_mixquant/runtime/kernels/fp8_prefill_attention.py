@@ -15,8 +15,8 @@ into one FMA.
 On an H100 (32 query / 8 KV heads, head_dim 128, per layer, the quantization prologue included):
 1.18 ms at 8K tokens, 12.3 ms at 32K, 1.93 ms for 2K queries over 30K cached keys; cuDNN's BF16
 kernel took 0.92 and 14.9 ms and flash's variable-length BF16 kernel 3.02 ms, and the previous
-version (Q and K in E4M3) 1.29, 12.3 and 1.80 ms. Tiles: the best of a sweep there (BLOCK_M 64/128,
-BLOCK_N 64/128, 4/8 warps, 2/3 stages).
+version (Q and K in E4M3) 1.29, 12.3 and 1.80 ms. Tiles: the best of those tried there (64 x 128 with
+4 or 8 warps and 2 or 3 stages; 128 x 128 and 128 x 64 with 8 warps).
 Under the Triton interpreter (CPU tests) the products run in fp32 on the same 8-bit values (exact for
 Q K^T) and P is not quantized: the interpreter's FP8 products are wrong, so the CPU test compares
 against the reference with P unquantized and the GPU test with it quantized.
