@@ -33,6 +33,20 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
         return 0, ""
 
 
+def serving_workers(frontend_url: str, roles: tuple[str, ...] = ("context", "generation")) -> dict[str, int]:
+    """Workers of each role whose `generate` endpoint the frontend at `frontend_url` lists in /health.
+
+    A worker registers other endpoints too (a context worker's KV query source), which may show up
+    first: only `generate` means the frontend can send that worker requests."""
+    status, text = get(frontend_url + "/health")
+    counts = dict.fromkeys(roles, 0)
+    if status == 200:
+        for instance in json.loads(text).get("instances", []):
+            if instance.get("endpoint") == "generate" and instance.get("component") in counts:
+                counts[instance["component"]] += 1
+    return counts
+
+
 @dataclass
 class GraphProcess:
     name: str  # frontend, context0, generation1, ...
@@ -115,13 +129,7 @@ class LocalGraph:
 
     def registered(self) -> dict[str, int]:
         """Workers of each role the frontend currently knows."""
-        status, text = get(self.url + "/health")
-        counts = dict.fromkeys(self.counts, 0)
-        if status == 200:
-            for instance in json.loads(text).get("instances", []):
-                if instance.get("endpoint") == "generate" and instance.get("component") in counts:
-                    counts[instance["component"]] += 1
-        return counts
+        return serving_workers(self.url, tuple(self.counts))
 
     def wait_ready(self, timeout: float = 180.0) -> float:
         """Wait until every live worker serves and the frontend knows them all; returns the seconds waited."""
