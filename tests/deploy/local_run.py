@@ -93,9 +93,9 @@ class LocalPods:
                         if e["name"] == "DYN_SYSTEM_PORT":
                             ports.setdefault(int(e["value"]), free_port(below=32768))
                     c = Container(f"{name}-{replica}-{spec['name']}", spec, replica, ports)
-                    log = open(self.folder / f"{c.name}.log", "wb")
-                    c.process = subprocess.Popen(self.command(spec, ports), env=self.environment(spec, ports),
-                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                    with open(self.folder / f"{c.name}.log", "wb") as log:  # the child keeps its own copy
+                        c.process = subprocess.Popen(self.command(spec, ports), env=self.environment(spec, ports),
+                                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
                     self.containers.append(c)
         return self
 
