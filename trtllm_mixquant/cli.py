@@ -25,13 +25,14 @@ commands:
   bench serve    requests/s and latency percentiles of a running server
   bench sessions a 10-turn agent session: prefill tokens and KV bytes saved by reuse
   bench disagg   two GPUs: TTFT split (queue, prefill, KV transfer, first decode) and KV bandwidth
+  bench transfer NIXL KV moves in one process (host memory or one GPU), across tensor-parallel sizes, vs a copy
   bench triton   startup and per-request latency through tritonserver vs the engine called directly
   bench dynamo   startup, TTFT and inter-token latency through NVIDIA Dynamo vs `serve`, same engines
   random-model   write a randomly initialised Hugging Face model (tests, speed work)
 
 Run `trtllm-mixquant COMMAND --help` for a command's options.
 """
-BENCHES = ("prefill", "decode", "serve", "sessions", "disagg", "triton", "dynamo")
+BENCHES = ("prefill", "decode", "serve", "sessions", "disagg", "transfer", "triton", "dynamo")
 BENCH_USAGE = f"trtllm-mixquant bench {{{','.join(BENCHES)}}} [options]\n\n" + "\n".join(
     line.replace("  bench ", "  ", 1) for line in USAGE.splitlines() if line.startswith("  bench ")) + \
     "\n\nRun `trtllm-mixquant bench NAME --help` for its options."

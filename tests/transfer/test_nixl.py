@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from trtllm_mixquant.transfer.base import KVLayoutError, PeerInfo
+from trtllm_mixquant.transfer.base import KVLayoutError, PeerInfo, group_info
 from trtllm_mixquant.transfer.nixl import NixlKVTransport, block_runs
 from trtllm_mixquant.manifest import KVCacheLayout
 from trtllm_mixquant.runtime.kv_cache import KVCache
@@ -134,3 +134,67 @@ def test_a_reader_can_release_held_kv_without_reading_it_whatever_its_layout():
         read.extend(holder.poll_read())
         return read
     assert wait(released) == ["req-r"]
+
+
+def pools_of_tp(layout: KVCacheLayout, tp: int, name: str, num_blocks: int) -> tuple[list[NixlKVTransport], PeerInfo]:
+    """A worker of `tp` ranks: each rank's transport over its own pool, and the group its peers see."""
+    ranks = [NixlKVTransport(f"{name}{r}", KVCache(replace(layout, tp_size=tp, tp_rank=r), num_blocks,
+                                                   torch.device("cpu"))) for r in range(tp)]
+    return ranks, ranks[0].info if tp == 1 else group_info(name, [t.info for t in ranks])
+
+
+@pytest.mark.parametrize("context_tp, generation_tp", [(1, 2), (2, 4), (2, 1)])
+def test_heads_reach_the_ranks_that_hold_them_between_pools_of_different_sizes(context_tp, generation_tp):
+    """Each receiving rank gets its heads of every block at the reserved blocks, whichever way the
+    heads move: gathered into staging and written as whole rows where a receiving rank takes all its
+    heads from one sending rank (1 -> 2, 2 -> 4), a token's part of a row at a time where several
+    senders fill each row (2 -> 1). Staging buffers are freed for reuse once the writes end."""
+    layout = replace(LAYOUT, num_kv_heads=4)
+    senders, sending_group = pools_of_tp(layout, context_tp, f"ctx{context_tp}{generation_tp}-", 12)
+    receivers, receiving_group = pools_of_tp(layout, generation_tp, f"gen{context_tp}{generation_tp}-", 10)
+    for s in senders:
+        s.kv.k_blocks.normal_()
+        s.kv.v_blocks.normal_()
+        s.connect(receiving_group)
+    for r in receivers:
+        r.connect(sending_group)
+    before = [r.kv.k_blocks.clone() for r in receivers]
+    src, dst = [2, 3, 4, 8, 9], [7, 6, 5, 1, 0]  # recycled destination blocks come in descending order
+    for s in senders:
+        s.send("req-h", src, receiving_group.name, dst)
+    sent, received = [], []
+
+    def all_done():
+        for s in senders:
+            sent.extend(s.poll_sent())
+        for r in receivers:
+            received.extend(r.poll_received())
+        return len(sent) == context_tp and len(received) == generation_tp
+    wait(all_done)
+    assert all(ok for _, ok in sent)
+    k = torch.cat([s.kv.k_blocks for s in senders], dim=3)  # [layers, blocks, block_size, all heads, D]
+    v = torch.cat([s.kv.v_blocks for s in senders], dim=3)
+    for r, untouched in zip(receivers, before):
+        first, last = r.info.layout.kv_heads()
+        for s_block, d_block in zip(src, dst):
+            assert torch.equal(r.kv.k_blocks[:, d_block], k[:, s_block, :, first:last])
+            assert torch.equal(r.kv.v_blocks[:, d_block], v[:, s_block, :, first:last])
+        others = [b for b in range(10) if b not in dst]
+        assert torch.equal(r.kv.k_blocks[:, others], untouched[:, others])
+    staged = generation_tp // context_tp if context_tp < generation_tp else 0  # buffers: one a receiving rank
+    for s in senders:
+        assert s.staging.held == {} and len(s.staging.spare) == staged
+    if staged:  # a second request reuses the buffers (registered once, no new page faults)
+        buffers = {id(b.k) for b in senders[0].staging.spare}
+        senders[0].send("req-h2", src[:3], receiving_group.name, dst[:3])
+        assert senders[0].staging.spare == [] and {id(b.k) for b in senders[0].staging.held["req-h2"]} == buffers
+
+
+def test_bench_transfer_prints_a_row_per_pairing(capsys):
+    from trtllm_mixquant.bench.transfer import main
+
+    assert main(["--tokens", "64", "--pairs", "1:2,2:1", "--layers", "2", "--kv-heads", "4", "--head-dim", "8",
+                 "--block-size", "4", "--reps", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [(r[0], r[1]) for r in rows] == [("64", "1:2"), ("64", "2:1")]
+    assert all(float(r[5]) > 0 for r in rows)  # GB/s

@@ -1,0 +1,98 @@
+"""Staging buffers for KV heads that go to a tensor-parallel rank holding fewer heads than ours.
+
+Our pool's rows are [block_size, Hkv, D] per block and layer; a rank holding `count` of those heads
+has rows of [block_size, count, D]. Written in place, that is one small descriptor per token, head
+range and layer. Gathered first into a buffer laid out as the receiver's blocks, it moves as whole
+rows, a descriptor per run of blocks and layer (`nixl.NixlKVTransport`).
+
+A buffer is registered with NIXL and held until its request's writes end. In host memory it is then
+kept for the next request (a fresh one costs its page faults: 0.6 against 9.7 GB/s gathering here),
+so a worker holds as much as it ever staged at once; on a GPU it goes back to torch's caching
+allocator.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple
+
+import torch
+
+from trtllm_mixquant.runtime.kv_cache import KVCache
+
+log = logging.getLogger(__name__)
+
+
+class Buffer(NamedTuple):
+    registration: object  # NIXL's registration of k and v
+    k: torch.Tensor  # [layers, capacity, block_size, count, D]
+    v: torch.Tensor
+
+    @property
+    def capacity(self) -> int:
+        return self.k.shape[1]
+
+
+def run_starts(blocks: list[int]) -> list[tuple[int, int, int]]:
+    """(position, first block, length) of each run of consecutive blocks in `blocks`, in order."""
+    runs: list[list[int]] = []
+    for pos, block in enumerate(blocks):
+        if runs and runs[-1][1] + runs[-1][2] == block:
+            runs[-1][2] += 1
+        else:
+            runs.append([pos, block, 1])
+    return [tuple(r) for r in runs]
+
+
+def gather_heads(kv: KVCache, blocks: list[int], first: int, out: Buffer) -> None:
+    """K and V of `blocks` (in this order), heads [first, first + count) only, into out's first
+    len(blocks) rows. Copied a run of consecutive blocks at a time: on this CPU 9.7 GB/s for one run
+    against 2.7 for an indexed gather of the same blocks."""
+    count = out.k.shape[3]
+    for pool, staged in ((kv.k_blocks, out.k), (kv.v_blocks, out.v)):
+        heads = pool[:, :, :, first:first + count]
+        for pos, start, n in run_starts(blocks):
+            staged[:, pos:pos + n] = heads[:, start:start + n]
+
+
+class Staging:
+    """A transport's staging buffers over its pool `kv`, registered with its NIXL `agent`."""
+
+    def __init__(self, agent, kv: KVCache):
+        self.agent, self.kv = agent, kv
+        self.keep = not kv.k_blocks.is_cuda
+        self.spare: list[Buffer] = []
+        self.held: dict[str, list[Buffer]] = {}  # request id -> the buffers its writes read
+
+    def stage(self, request_id: str, blocks: list[int], first: int, count: int) -> Buffer | None:
+        """Heads [first, first + count) of `blocks` in a buffer held for `request_id`; None where the
+        GPU has no memory left for one."""
+        buffer = self._take(len(blocks), count)
+        if buffer is None:
+            log.warning("no GPU memory to stage the KV of %s: its heads move a token at a time (slower)", request_id)
+            return None
+        gather_heads(self.kv, blocks, first, buffer)
+        if buffer.k.is_cuda:
+            torch.cuda.current_stream().synchronize()  # gathered before NIXL reads it
+        self.held.setdefault(request_id, []).append(buffer)
+        return buffer
+
+    def _take(self, num_blocks: int, count: int) -> Buffer | None:
+        for i, buffer in enumerate(self.spare):
+            if buffer.capacity >= num_blocks and buffer.k.shape[3] == count:
+                return self.spare.pop(i)
+        pool = self.kv.k_blocks
+        shape = (pool.shape[0], num_blocks, pool.shape[2], count, pool.shape[4])
+        try:
+            k, v = pool.new_empty(shape), pool.new_empty(shape)
+        except torch.cuda.OutOfMemoryError:
+            return None
+        return Buffer(self.agent.register_memory([k, v]), k, v)
+
+    def release(self, request_id: str) -> None:
+        """The request's writes have ended: its buffers are free."""
+        for buffer in self.held.pop(request_id, []):
+            if self.keep:
+                self.spare.append(buffer)
+            else:
+                self.agent.deregister_memory(buffer.registration)
