@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.dynamo.conftest import client, start_graph
+from trtllm_mixquant.dynamo.local import get
 from trtllm_mixquant.engine.llm import LLM
 from trtllm_mixquant.engine.sampling import SamplingParams
 
@@ -52,6 +53,14 @@ def llm(engines):
 
 def totals(graph, role: str, name: str) -> float:
     return sum(p.metrics().get(name, 0.0) for p in graph.workers(role))
+
+
+def stored_blocks_indexed(graph) -> float:
+    """Stored-block KV events the frontend's router has applied to its index (its own counter, one
+    event a block as our context workers publish them)."""
+    lines = get(graph.url + "/metrics")[1].splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(
+        "dynamo_component_kv_cache_events_applied{") and 'event_type="stored"' in line and 'status="ok"' in line)
 
 
 def wait_idle(graph, timeout: float = 10.0) -> None:
@@ -127,11 +136,17 @@ def test_the_next_turn_goes_to_the_context_worker_holding_the_first(graph, llm):
         messages = [{"role": "system", "content": f"Session {session}. " + "Remember these notes. " * 20},
                     {"role": "user", "content": "first question " * 4}]
         before = {p.name: p.metrics() for p in graph.workers("context")}
+        indexed = stored_blocks_indexed(graph)
         first = c.chat.completions.create(model=graph.engine_dir.name, messages=messages, max_tokens=8, temperature=0)
         after_first = {p.name: p.metrics() for p in graph.workers("context")}
         (holder,) = [n for n in before if after_first[n].get("mixquant_requests_total:prefilled", 0) >
                      before[n].get("mixquant_requests_total:prefilled", 0)]
-        time.sleep(1.0)  # the stored-block events reach the router
+        block = 32
+        full_blocks = (first.usage.prompt_tokens - 1) // block  # what the context worker computed and published
+        deadline = time.monotonic() + 30
+        while stored_blocks_indexed(graph) < indexed + full_blocks:  # its events have reached the router
+            assert time.monotonic() < deadline, "the router never indexed the first turn's blocks"
+            time.sleep(0.1)
         messages += [{"role": "assistant", "content": first.choices[0].message.content},
                      {"role": "user", "content": "and a second one"}]
         second = c.chat.completions.create(model=graph.engine_dir.name, messages=messages, max_tokens=8,
@@ -145,8 +160,7 @@ def test_the_next_turn_goes_to_the_context_worker_holding_the_first(graph, llm):
             "mixquant_cached_prompt_tokens_total", 0)
         computed = after[holder]["mixquant_computed_prompt_tokens_total"] - after_first[holder].get(
             "mixquant_computed_prompt_tokens_total", 0)
-        block = 32
-        assert cached >= (first.usage.prompt_tokens - 1) // block * block > 0  # the first turn's full blocks
+        assert cached >= full_blocks * block > 0  # the first turn's full blocks
         assert cached + computed == prompt - 1  # only the new tokens were prefilled (all but the last, k=1)
         want = llm.chat(messages, params=SamplingParams(max_tokens=8))
         assert engine_data(second)["token_ids"] == want.token_ids
