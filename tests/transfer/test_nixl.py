@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from trtllm_mixquant.transfer.base import KVLayoutError, PeerInfo, group_info
+from trtllm_mixquant.transfer.base import KVLayoutError, PeerInfo
 from trtllm_mixquant.transfer.nixl import NixlKVTransport, block_runs
 from trtllm_mixquant.manifest import KVCacheLayout
 from trtllm_mixquant.runtime.kv_cache import KVCache
@@ -136,28 +136,16 @@ def test_a_reader_can_release_held_kv_without_reading_it_whatever_its_layout():
     assert wait(released) == ["req-r"]
 
 
-def pools_of_tp(layout: KVCacheLayout, tp: int, name: str, num_blocks: int) -> tuple[list[NixlKVTransport], PeerInfo]:
-    """A worker of `tp` ranks: each rank's transport over its own pool, and the group its peers see."""
-    ranks = [NixlKVTransport(f"{name}{r}", KVCache(replace(layout, tp_size=tp, tp_rank=r), num_blocks,
-                                                   torch.device("cpu"))) for r in range(tp)]
-    return ranks, ranks[0].info if tp == 1 else group_info(name, [t.info for t in ranks])
-
-
 @pytest.mark.parametrize("context_tp, generation_tp", [(1, 2), (2, 4), (2, 1)])
 def test_heads_reach_the_ranks_that_hold_them_between_pools_of_different_sizes(context_tp, generation_tp):
     """Each receiving rank gets its heads of every block at the reserved blocks, whichever way the
     heads move: gathered into staging and written as whole rows where a receiving rank takes all its
     heads from one sending rank (1 -> 2, 2 -> 4), a token's part of a row at a time where several
     senders fill each row (2 -> 1). Staging buffers are freed for reuse once the writes end."""
+    from trtllm_mixquant.bench.transfer import connected
+
     layout = replace(LAYOUT, num_kv_heads=4)
-    senders, sending_group = pools_of_tp(layout, context_tp, f"ctx{context_tp}{generation_tp}-", 12)
-    receivers, receiving_group = pools_of_tp(layout, generation_tp, f"gen{context_tp}{generation_tp}-", 10)
-    for s in senders:
-        s.kv.k_blocks.normal_()
-        s.kv.v_blocks.normal_()
-        s.connect(receiving_group)
-    for r in receivers:
-        r.connect(sending_group)
+    senders, receivers, receiving_group = connected(layout, context_tp, generation_tp, (12, 10), torch.device("cpu"))
     before = [r.kv.k_blocks.clone() for r in receivers]
     src, dst = [2, 3, 4, 8, 9], [7, 6, 5, 1, 0]  # recycled destination blocks come in descending order
     for s in senders:

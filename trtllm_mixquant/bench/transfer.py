@@ -44,18 +44,28 @@ def worker(layout: KVCacheLayout, tp: int, name: str, num_blocks: int, device: t
     return ranks, ranks[0].info if tp == 1 else group_info(name, [t.info for t in ranks])
 
 
-def send_seconds(layout: KVCacheLayout, tokens: int, context_tp: int, generation_tp: int, device: torch.device,
-                 reps: int) -> tuple[float, float, int]:
-    """(first send s, median of the next `reps` s, bytes) of one request's KV from TP m to TP n."""
-    blocks = tokens // layout.block_size
-    senders, sending = worker(layout, context_tp, f"ctx{context_tp}{generation_tp}-{tokens}", blocks + 1, device)
-    receivers, receiving = worker(layout, generation_tp, f"gen{context_tp}{generation_tp}-{tokens}", blocks + 1, device)
+def connected(layout: KVCacheLayout, context_tp: int, generation_tp: int, blocks: tuple[int, int],
+              device: torch.device, tag: str = ""):
+    """A context worker of `context_tp` ranks (random KV in its `blocks[0]` blocks) and a generation
+    worker of `generation_tp` ranks (`blocks[1]`), connected: (senders, receivers, the receivers' group)."""
+    name = f"{context_tp}to{generation_tp}{tag}"
+    senders, sending = worker(layout, context_tp, f"ctx{name}", blocks[0], device)
+    receivers, receiving = worker(layout, generation_tp, f"gen{name}", blocks[1], device)
     for s in senders:
         s.kv.k_blocks.normal_()
         s.kv.v_blocks.normal_()
         s.connect(receiving)
     for r in receivers:
         r.connect(sending)
+    return senders, receivers, receiving
+
+
+def send_seconds(layout: KVCacheLayout, tokens: int, context_tp: int, generation_tp: int, device: torch.device,
+                 reps: int) -> tuple[float, float, int]:
+    """(first send s, median of the next `reps` s, bytes) of one request's KV from TP m to TP n."""
+    blocks = tokens // layout.block_size
+    senders, receivers, receiving = connected(layout, context_tp, generation_tp, (blocks + 1, blocks + 1), device,
+                                              f"-{tokens}")
     times, nbytes = [], 0
     for rep in range(reps + 1):
         start = time.perf_counter()
