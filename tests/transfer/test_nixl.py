@@ -136,18 +136,21 @@ def test_a_reader_can_release_held_kv_without_reading_it_whatever_its_layout():
     assert wait(released) == ["req-r"]
 
 
-@pytest.mark.parametrize("context_tp, generation_tp", [(1, 2), (2, 4), (2, 1)])
+@pytest.mark.parametrize("context_tp, generation_tp", [(1, 2), (2, 4), (2, 1), (4, 2)])
 def test_heads_reach_the_ranks_that_hold_them_between_pools_of_different_sizes(context_tp, generation_tp):
-    """Each receiving rank gets its heads of every block at the reserved blocks, whichever way the
-    heads move: gathered into staging and written as whole rows where a receiving rank takes all its
-    heads from one sending rank (1 -> 2, 2 -> 4), a token's part of a row at a time where several
-    senders fill each row (2 -> 1). Staging buffers are freed for reuse once the writes end."""
+    """Each receiving rank gets its heads of every block at the reserved blocks, token-major as its
+    pool keeps them, whichever way the heads move: gathered into staging and written as whole rows
+    where a receiving rank takes all its heads from one sending rank (1 -> 2, 2 -> 4), as head-major
+    slabs that the receiver turns token-major where several senders fill each row (2 -> 1, 4 -> 2).
+    Staging buffers are freed for reuse once the writes end."""
     from trtllm_mixquant.bench.transfer import connected
 
     layout = replace(LAYOUT, num_kv_heads=4)
     senders, receivers, receiving_group = connected(layout, context_tp, generation_tp, (12, 10), torch.device("cpu"))
     before = [r.kv.k_blocks.clone() for r in receivers]
     src, dst = [2, 3, 4, 8, 9], [7, 6, 5, 1, 0]  # recycled destination blocks come in descending order
+    for r in receivers:
+        r.expect("req-h", dst)
     for s in senders:
         s.send("req-h", src, receiving_group.name, dst)
     sent, received = [], []
@@ -169,13 +172,13 @@ def test_heads_reach_the_ranks_that_hold_them_between_pools_of_different_sizes(c
             assert torch.equal(r.kv.v_blocks[:, d_block], v[:, s_block, :, first:last])
         others = [b for b in range(10) if b not in dst]
         assert torch.equal(r.kv.k_blocks[:, others], untouched[:, others])
-    staged = generation_tp // context_tp if context_tp < generation_tp else 0  # buffers: one a receiving rank
+    staged = max(generation_tp // context_tp, 1)  # buffers: one for each receiving rank a sender writes to
     for s in senders:
         assert s.staging.held == {} and len(s.staging.spare) == staged
-    if staged:  # a second request reuses the buffers (registered once, no new page faults)
-        buffers = {id(b.k) for b in senders[0].staging.spare}
-        senders[0].send("req-h2", src[:3], receiving_group.name, dst[:3])
-        assert senders[0].staging.spare == [] and {id(b.k) for b in senders[0].staging.held["req-h2"]} == buffers
+    assert all(r.expected == {} and r.slabbed == set() for r in receivers)
+    buffers = {id(b.k) for b in senders[0].staging.spare}  # a second request reuses them: no new page faults
+    senders[0].send("req-h2", src[:3], receiving_group.name, dst[:3])
+    assert senders[0].staging.spare == [] and {id(b.k) for b in senders[0].staging.held["req-h2"]} == buffers
 
 
 def test_bench_transfer_prints_a_row_per_pairing(capsys):

@@ -68,6 +68,8 @@ def send_seconds(layout: KVCacheLayout, tokens: int, context_tp: int, generation
                                               f"-{tokens}")
     times, nbytes = [], 0
     for rep in range(reps + 1):
+        for r in receivers:  # as a generation worker does when it reserves the blocks
+            r.expect(f"r{rep}", list(range(blocks)))
         start = time.perf_counter()
         nbytes = sum(s.send(f"r{rep}", list(range(blocks)), receiving.name, list(range(blocks))) for s in senders)
         sent = received = 0

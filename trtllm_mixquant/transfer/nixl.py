@@ -9,13 +9,15 @@ which then frees them. Runs of consecutive blocks are coalesced into single desc
 DRAM on CPU and VRAM on GPU, over shared memory on one host and the network across hosts.
 
 Between workers of different tensor-parallel sizes each sending rank writes its heads into the
-receiving ranks that hold them (`base.head_moves`). Where a receiving rank takes all its heads from
-one sending rank that holds more (context TP smaller than generation TP), the sender first gathers
-those heads of the request's blocks into a staging buffer laid out as the receiver's blocks
-(`staging`) and writes it as whole rows. Where several senders fill parts of each receiving row
-(context TP larger), a move is one descriptor per token, head range and layer. `bench transfer` on
-our 2-core CPU host, 8K tokens of Qwen3-8B's KV (1.1 GiB): TP 1 -> 1 224 ms, 1 -> 2 357 ms staged
-(1.4-1.5 s a token at a time before), 2 -> 1 1.58 s. Pulling needs one rank on both sides.
+receiving ranks that hold them (`base.head_moves`), first gathered into a staging buffer
+(`staging`). Where a receiving rank takes all its heads from one sending rank that holds more
+(context TP smaller than generation TP), the buffer is laid out as the receiver's blocks and moves
+as whole rows. Where several senders fill each receiving row (context TP larger), each writes its
+heads of a block as one head-major slab (`SLABS`) and the receiver turns the landed blocks
+token-major. Without staging (no GPU memory left for it) a move is one descriptor per token, head
+range and layer. `bench transfer` on our 2-core CPU host, 8K tokens of Qwen3-8B's KV (1.1 GiB):
+TP 1 -> 1 222 ms; 1 -> 2 367 ms staged (1.4-1.5 s a token at a time); 2 -> 1 815 ms as slabs
+(1.58 s a token at a time). Pulling needs one rank on both sides.
 """
 
 from __future__ import annotations
@@ -38,12 +40,16 @@ from trtllm_mixquant.transfer.base import (
     pool_info,
     rank_infos,
 )
-from trtllm_mixquant.transfer.staging import Staging
+from trtllm_mixquant.transfer.staging import Staging, token_major
 
 # Longest descriptor. 16 MiB descriptors moved 1.2 GB at 212 GB/s on two H100s; a 4.6 GB transfer
 # measured 9-11 GB/s only because it was cut into 64 KiB descriptors (see `block_runs`).
 MAX_DESCRIPTOR_BYTES = 16 << 20
 READ_NOTE = b"read:"  # prefixes the notification a reader sends the pool it read from
+# Marks a write note whose heads arrive as slabs: each sender of a receiving rank whose rows several
+# senders fill writes its heads of a block as one [count, block_size, D] slab at their place in a
+# head-major [Hkv, block_size, D] block, and the receiver turns its blocks token-major once all landed.
+SLABS = "h"
 
 
 def block_runs(src: list[int], dst: list[int], max_blocks: int) -> list[tuple[int, int, int]]:
@@ -63,15 +69,23 @@ def block_runs(src: list[int], dst: list[int], max_blocks: int) -> list[tuple[in
     return [tuple(r) for r in runs]
 
 
-def descriptors(info: PeerInfo, runs: list[tuple[int, int]], heads: tuple[int, int] | None = None) -> np.ndarray:
+def descriptors(info: PeerInfo, runs: list[tuple[int, int]], heads: tuple[int, int] | None = None,
+                slabs: bool = False) -> np.ndarray:
     """(address, bytes, device) rows for (start_block, length) runs of blocks: one row per run and
-    layer of K and V, or with `heads` = (first, count) only those heads, one row per token and layer."""
+    layer of K and V, or with `heads` = (first, count) only those heads, one row per token and layer,
+    or with `slabs` those heads' bytes of each block as if it were head-major (`SLABS`), one row per
+    block and layer."""
     a, layout = info.address, info.layout
     u64 = np.uint64
     if heads is None:  # pool rows are blocks
         starts = np.array([s for s, _ in runs], dtype=u64)
         sizes = np.array([n * a["block_bytes"] for _, n in runs], dtype=u64)
         unit, rows_per_layer, offset = a["block_bytes"], info.num_blocks, 0
+    elif slabs:  # pool rows are blocks; heads [first, first + count) of one, head-major
+        head_block = a["block_bytes"] // layout.local_kv_heads  # one head's tokens of a block
+        starts = np.concatenate([np.arange(s, s + n, dtype=u64) for s, n in runs])
+        sizes = np.full(starts.shape, heads[1] * head_block, dtype=u64)
+        unit, rows_per_layer, offset = a["block_bytes"], info.num_blocks, heads[0] * head_block
     else:  # pool rows are tokens; `count` heads from head `first` of each
         unit = a["block_bytes"] // layout.block_size
         head_bytes = unit // layout.local_kv_heads
@@ -117,6 +131,8 @@ class NixlKVTransport:
         self.fetching: dict[str, list] = {}  # request id -> NIXL transfer handles (reads)
         self.notes: dict[bool, list[str]] = {False: [], True: []}  # read note? -> request ids
         self.arrivals = Arrivals()  # write notes so far, until all of a request's senders' came
+        self.expected: dict[str, list[int]] = {}  # request id -> the blocks its KV lands in
+        self.slabbed: set[str] = set()  # requests whose heads land as slabs (`SLABS`)
 
     @classmethod
     def available(cls) -> bool:
@@ -138,24 +154,22 @@ class NixlKVTransport:
             self.known.add(peer.name)
 
     def expect(self, request_id: str, dst_blocks: list[int]) -> None:
-        """Nothing to prepare: the senders write straight into the blocks and notify us."""
+        """The senders write straight into the blocks and notify us; kept for turning slabs token-major."""
+        self.expected[request_id] = dst_blocks
 
     def forget(self, request_id: str) -> None:
         self.arrivals.forget(request_id)
+        self.expected.pop(request_id, None)
+        self.slabbed.discard(request_id)
 
-    def _transfer(self, op: str, request_id: str, local: PeerInfo, local_blocks: list[int], remote: PeerInfo,
-                  far_blocks: list[int], note: bytes, heads: tuple[tuple[int, int], tuple[int, int]] | None = None):
-        """One NIXL transfer between `local`'s blocks (our pool, or a staging buffer) and `remote`'s (one
-        rank): whole blocks, or with `heads` ((our first, count), (their first, count)) those heads only."""
-        block_bytes = local.address["block_bytes"]
-        runs = block_runs(local_blocks, far_blocks, max(MAX_DESCRIPTOR_BYTES // block_bytes, 1))
-        ours, theirs = heads or (None, None)
-        near = self.agent.get_xfer_descs(descriptors(local, [(s, n) for s, _, n in runs], ours),
-                                         local.address["mem_type"])
-        far = self.agent.get_xfer_descs(descriptors(remote, [(d, n) for _, d, n in runs], theirs),
-                                        remote.address["mem_type"])
+    def _transfer(self, op: str, request_id: str, local: PeerInfo, near: np.ndarray, remote: PeerInfo,
+                  far: np.ndarray, note: bytes):
+        """One NIXL transfer between descriptor rows `near` of `local` (our pool, or a staging buffer)
+        and `far` of `remote` (one rank)."""
         try:
-            handle = self.agent.initialize_xfer(op, near, far, remote.name, note)
+            handle = self.agent.initialize_xfer(op, self.agent.get_xfer_descs(near, local.address["mem_type"]),
+                                                self.agent.get_xfer_descs(far, remote.address["mem_type"]),
+                                                remote.name, note)
             started = self.agent.transfer(handle) != "ERR"
         except Exception as err:  # e.g. nixlRemoteDisconnectError: the peer is gone
             raise RuntimeError(f"NIXL could not start the KV transfer of {request_id} with {remote.name}: {err}") from err
@@ -163,10 +177,19 @@ class NixlKVTransport:
             raise RuntimeError(f"NIXL could not start the KV transfer of {request_id} with {remote.name}")
         return handle
 
-    def _staged(self, request_id: str, src_blocks: list[int], move: HeadMove) -> PeerInfo | None:
+    def _blocks(self, op: str, request_id: str, local: PeerInfo, local_blocks: list[int], remote: PeerInfo,
+                far_blocks: list[int], note: bytes, heads: tuple[tuple[int, int], tuple[int, int]] | None = None):
+        """Whole blocks of `local` to or from `remote`'s, coalesced into runs; with `heads` ((ours,
+        count), (theirs, count)) only those heads, a descriptor per token."""
+        runs = block_runs(local_blocks, far_blocks, max(MAX_DESCRIPTOR_BYTES // local.address["block_bytes"], 1))
+        ours, theirs = heads or (None, None)
+        return self._transfer(op, request_id, local, descriptors(local, [(s, n) for s, _, n in runs], ours), remote,
+                              descriptors(remote, [(d, n) for _, d, n in runs], theirs), note)
+
+    def _staged(self, request_id: str, src_blocks: list[int], move: HeadMove, head_major: bool) -> PeerInfo | None:
         """`move`'s heads of `src_blocks` gathered into a staging buffer, as a pool whose first
         len(src_blocks) blocks they are; None if there is no memory for it."""
-        buffer = self.staging.stage(request_id, src_blocks, move.src_head, move.count)
+        buffer = self.staging.stage(request_id, src_blocks, move.src_head, move.count, head_major)
         if buffer is None:
             return None
         address = {**self.info.address, "k_base": buffer.k.data_ptr(), "v_base": buffer.v.data_ptr(),
@@ -176,18 +199,25 @@ class NixlKVTransport:
     def _write(self, request_id: str, src_blocks: list[int], remote: PeerInfo, dst_blocks: list[int],
                move: HeadMove):
         """Start writing `move`'s heads of `src_blocks` into `remote`'s `dst_blocks`: whole blocks where
-        both pools hold exactly those heads, staged whole blocks where the receiver does, else per token."""
-        note = f"{move.arrivals}:{request_id}".encode()
+        both pools hold exactly those heads; else gathered into staging first, then whole blocks where
+        the receiver holds just these heads, slabs (`SLABS`) where other senders fill the rest of its
+        rows; a token's heads at a time where there is no memory to stage."""
+        note = f"{move.arrivals}:{request_id}"
         if move.whole_rows(self.info.layout, remote.layout):
-            return self._transfer("WRITE", request_id, self.info, src_blocks, remote, dst_blocks, note)
-        if move.count == remote.layout.local_kv_heads:
-            pairs = sorted(zip(dst_blocks, src_blocks))  # staged in the receiver's block order: long runs
-            staging = self._staged(request_id, [s for _, s in pairs], move)
-            if staging is not None:
-                return self._transfer("WRITE", request_id, staging, list(range(len(pairs))), remote,
-                                      [d for d, _ in pairs], note)
-        return self._transfer("WRITE", request_id, self.info, src_blocks, remote, dst_blocks, note,
-                              ((move.src_head, move.count), (move.dst_head, move.count)))
+            return self._blocks("WRITE", request_id, self.info, src_blocks, remote, dst_blocks, note.encode())
+        whole = move.count == remote.layout.local_kv_heads
+        pairs = sorted(zip(dst_blocks, src_blocks))  # staged in the receiver's block order: long runs
+        staging = self._staged(request_id, [s for _, s in pairs], move, head_major=not whole)
+        dst_sorted = [d for d, _ in pairs]
+        if staging is not None and whole:
+            return self._blocks("WRITE", request_id, staging, list(range(len(pairs))), remote, dst_sorted,
+                                note.encode())
+        if staging is not None:
+            near = descriptors(staging, [(i, 1) for i in range(len(pairs))])
+            far = descriptors(remote, [(d, 1) for d in dst_sorted], (move.dst_head, move.count), slabs=True)
+            return self._transfer("WRITE", request_id, staging, near, remote, far, f"{SLABS}{note}".encode())
+        return self._blocks("WRITE", request_id, self.info, src_blocks, remote, dst_blocks, note.encode(),
+                            ((move.src_head, move.count), (move.dst_head, move.count)))
 
     def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
         """Write our heads of `src_blocks` into the ranks of `peer` that hold them (none: done at once)."""
@@ -210,8 +240,8 @@ class NixlKVTransport:
             raise KVLayoutError(f"pulling KV between tensor-parallel workers is not supported ({self.info.name}: "
                                 f"TP {self.info.layout.tp_size}, {peer}: TP {remote.layout.tp_size}); run them "
                                 "under the orchestrator (`trtllm-mixquant serve`), which pushes KV")
-        self.fetching[request_id] = [self._transfer("READ", request_id, self.info, dst_blocks, remote, src_blocks,
-                                                    READ_NOTE + request_id.encode())]
+        self.fetching[request_id] = [self._blocks("READ", request_id, self.info, dst_blocks, remote, src_blocks,
+                                                  READ_NOTE + request_id.encode())]
         return kv_bytes(self.kv, len(dst_blocks))
 
     def release(self, request_id: str, peer: PeerInfo) -> None:
@@ -261,10 +291,22 @@ class NixlKVTransport:
                     self.notes[True].append(msg[len(READ_NOTE):].decode())
                     continue
                 arrivals, _, request_id = msg.decode().partition(":")
+                if arrivals.startswith(SLABS):
+                    arrivals = arrivals[len(SLABS):]
+                    self.slabbed.add(request_id)
                 if self.arrivals.land(request_id, int(arrivals)):
-                    self.notes[False].append(request_id)
+                    self._landed(request_id)
         taken, self.notes[read] = self.notes[read], []
         return taken
+
+    def _landed(self, request_id: str) -> None:
+        blocks = self.expected.pop(request_id, None)
+        if request_id in self.slabbed:
+            self.slabbed.discard(request_id)
+            if blocks is None:
+                raise RuntimeError(f"the KV of {request_id} landed as slabs, but no blocks were expected for it")
+            token_major(self.kv, blocks)
+        self.notes[False].append(request_id)
 
     def poll_received(self) -> list[str]:
         return self._take_notes(read=False)

@@ -1,9 +1,11 @@
-"""Staging buffers for KV heads that go to a tensor-parallel rank holding fewer heads than ours.
+"""Staging buffers for KV heads that go to a tensor-parallel rank of another size than ours.
 
 Our pool's rows are [block_size, Hkv, D] per block and layer; a rank holding `count` of those heads
 has rows of [block_size, count, D]. Written in place, that is one small descriptor per token, head
-range and layer. Gathered first into a buffer laid out as the receiver's blocks, it moves as whole
-rows, a descriptor per run of blocks and layer (`nixl.NixlKVTransport`).
+range and layer. Gathered first into a buffer, they move as whole rows where the receiving rank
+holds just these heads (a descriptor per run of blocks and layer), or as one head-major
+[count, block_size, D] slab per block and layer where other senders fill the rest of its rows; the
+receiver then turns those blocks token-major (`token_major`). `nixl.NixlKVTransport` uses both.
 
 A buffer is registered with NIXL and held until its request's writes end. In host memory it is then
 kept for the next request (a fresh one costs its page faults: 0.6 against 9.7 GB/s gathering here),
@@ -44,15 +46,30 @@ def run_starts(blocks: list[int]) -> list[tuple[int, int, int]]:
     return [tuple(r) for r in runs]
 
 
-def gather_heads(kv: KVCache, blocks: list[int], first: int, out: Buffer) -> None:
+def gather_heads(kv: KVCache, blocks: list[int], first: int, out: Buffer, head_major: bool = False) -> None:
     """K and V of `blocks` (in this order), heads [first, first + count) only, into out's first
-    len(blocks) rows. Copied a run of consecutive blocks at a time: on this CPU 9.7 GB/s for one run
-    against 2.7 for an indexed gather of the same blocks."""
-    count = out.k.shape[3]
+    len(blocks) rows: [block_size, count, D] each, or [count, block_size, D] if `head_major`. Copied a
+    run of consecutive blocks at a time: on this CPU 9.7 GB/s for one run against 2.7 for an indexed
+    gather of the same blocks."""
+    layers, _, block_size, count, dim = out.k.shape
     for pool, staged in ((kv.k_blocks, out.k), (kv.v_blocks, out.v)):
         heads = pool[:, :, :, first:first + count]
         for pos, start, n in run_starts(blocks):
-            staged[:, pos:pos + n] = heads[:, start:start + n]
+            if head_major:
+                staged[:, pos:pos + n].view(layers, n, count, block_size, dim)[:] = \
+                    heads[:, start:start + n].transpose(2, 3)
+            else:
+                staged[:, pos:pos + n] = heads[:, start:start + n]
+
+
+def token_major(kv: KVCache, blocks: list[int]) -> None:
+    """Turn `blocks` of the pool, landed head-major ([Hkv, block_size, D] each, as slabs of several
+    senders), into the pool's token-major [block_size, Hkv, D], in place."""
+    layers, _, block_size, heads, dim = kv.k_blocks.shape
+    for pool in (kv.k_blocks, kv.v_blocks):
+        for _, start, n in run_starts(sorted(blocks)):
+            landed = pool[:, start:start + n]
+            landed.copy_(landed.view(layers, n, heads, block_size, dim).transpose(2, 3).clone())
 
 
 class Staging:
@@ -64,14 +81,15 @@ class Staging:
         self.spare: list[Buffer] = []
         self.held: dict[str, list[Buffer]] = {}  # request id -> the buffers its writes read
 
-    def stage(self, request_id: str, blocks: list[int], first: int, count: int) -> Buffer | None:
-        """Heads [first, first + count) of `blocks` in a buffer held for `request_id`; None where the
-        GPU has no memory left for one."""
+    def stage(self, request_id: str, blocks: list[int], first: int, count: int,
+              head_major: bool = False) -> Buffer | None:
+        """Heads [first, first + count) of `blocks` in a buffer held for `request_id` (`gather_heads`);
+        None where the GPU has no memory left for one."""
         buffer = self._take(len(blocks), count)
         if buffer is None:
             log.warning("no GPU memory to stage the KV of %s: its heads move a token at a time (slower)", request_id)
             return None
-        gather_heads(self.kv, blocks, first, buffer)
+        gather_heads(self.kv, blocks, first, buffer, head_major)
         if buffer.k.is_cuda:
             torch.cuda.current_stream().synchronize()  # gathered before NIXL reads it
         self.held.setdefault(request_id, []).append(buffer)
