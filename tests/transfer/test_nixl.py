@@ -189,3 +189,36 @@ def test_bench_transfer_prints_a_row_per_pairing(capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
     assert [(r[0], r[1]) for r in rows] == [("64", "1:2"), ("64", "2:1")]
     assert all(float(r[5]) > 0 for r in rows)  # GB/s
+
+
+@pytest.mark.parametrize("context_tp, generation_tp", [(1, 2), (2, 1)])
+def test_without_memory_to_stage_whole_rows_go_a_token_at_a_time_and_slabs_fail_cleanly(
+        monkeypatch, context_tp, generation_tp):
+    """No GPU memory for a staging buffer: a receiving rank that one sender fills still gets its heads
+    (a descriptor per token); where several senders fill each row the send fails with a message and
+    leaves nothing in flight, since the receiver would turn blocks holding token-major heads."""
+    from trtllm_mixquant.bench.transfer import connected
+    from trtllm_mixquant.transfer.staging import Staging
+
+    monkeypatch.setattr(Staging, "_take", lambda self, num_blocks, count: None)
+    layout = replace(LAYOUT, num_kv_heads=4)
+    senders, receivers, group = connected(layout, context_tp, generation_tp, (6, 6), torch.device("cpu"), "-oom")
+    for r in receivers:
+        r.expect("req-o", [3, 4])
+    if context_tp > generation_tp:
+        with pytest.raises(RuntimeError, match="no GPU memory to stage"):
+            senders[0].send("req-o", [0, 1], group.name, [3, 4])
+        assert senders[0].sending == {} and senders[0].staging.held == {}
+        return
+    senders[0].send("req-o", [0, 1], group.name, [3, 4])
+    landed = []
+
+    def done():
+        senders[0].poll_sent()
+        for r in receivers:
+            landed.extend(r.poll_received())
+        return len(landed) == generation_tp
+    wait(done)
+    for r in receivers:
+        first, last = r.info.layout.kv_heads()
+        assert torch.equal(r.kv.k_blocks[:, [3, 4]], senders[0].kv.k_blocks[:, [0, 1], :, first:last])

@@ -14,8 +14,9 @@ receiving ranks that hold them (`base.head_moves`), first gathered into a stagin
 (context TP smaller than generation TP), the buffer is laid out as the receiver's blocks and moves
 as whole rows. Where several senders fill each receiving row (context TP larger), each writes its
 heads of a block as one head-major slab (`SLABS`) and the receiver turns the landed blocks
-token-major. Without staging (no GPU memory left for it) a move is one descriptor per token, head
-range and layer. `bench transfer` on our 2-core CPU host, 8K tokens of Qwen3-8B's KV (1.1 GiB):
+token-major. With no GPU memory left to stage, the first kind moves one descriptor per token, head
+range and layer, and the second fails its request (the receiver must not turn a block that holds
+token-major heads). `bench transfer` on our 2-core CPU host, 8K tokens of Qwen3-8B's KV (1.1 GiB):
 TP 1 -> 1 222 ms; 1 -> 2 367 ms staged (1.4-1.5 s a token at a time); 2 -> 1 815 ms as slabs
 (1.58 s a token at a time). Pulling needs one rank on both sides.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -41,6 +43,8 @@ from trtllm_mixquant.transfer.base import (
     rank_infos,
 )
 from trtllm_mixquant.transfer.staging import Staging, token_major
+
+log = logging.getLogger(__name__)
 
 # Longest descriptor. 16 MiB descriptors moved 1.2 GB at 212 GB/s on two H100s; a 4.6 GB transfer
 # measured 9-11 GB/s only because it was cut into 64 KiB descriptors (see `block_runs`).
@@ -200,24 +204,28 @@ class NixlKVTransport:
                move: HeadMove):
         """Start writing `move`'s heads of `src_blocks` into `remote`'s `dst_blocks`: whole blocks where
         both pools hold exactly those heads; else gathered into staging first, then whole blocks where
-        the receiver holds just these heads, slabs (`SLABS`) where other senders fill the rest of its
-        rows; a token's heads at a time where there is no memory to stage."""
+        the receiver holds just these heads (a token's heads at a time if there is no memory to stage),
+        slabs (`SLABS`) where other senders fill the rest of its rows."""
         note = f"{move.arrivals}:{request_id}"
         if move.whole_rows(self.info.layout, remote.layout):
             return self._blocks("WRITE", request_id, self.info, src_blocks, remote, dst_blocks, note.encode())
         whole = move.count == remote.layout.local_kv_heads
         pairs = sorted(zip(dst_blocks, src_blocks))  # staged in the receiver's block order: long runs
         staging = self._staged(request_id, [s for _, s in pairs], move, head_major=not whole)
+        if staging is None and not whole:  # the receiver turns whole blocks once the others' slabs land
+            raise RuntimeError(f"no GPU memory to stage the KV of {request_id} for {remote.name}: retry, or leave "
+                               "the context worker more free memory (fewer --kv-cache-blocks)")
+        if staging is None:
+            log.warning("no GPU memory to stage the KV of %s: its heads move a token at a time (slower)", request_id)
+            return self._blocks("WRITE", request_id, self.info, src_blocks, remote, dst_blocks, note.encode(),
+                                ((move.src_head, move.count), (move.dst_head, move.count)))
         dst_sorted = [d for d, _ in pairs]
-        if staging is not None and whole:
+        if whole:
             return self._blocks("WRITE", request_id, staging, list(range(len(pairs))), remote, dst_sorted,
                                 note.encode())
-        if staging is not None:
-            near = descriptors(staging, [(i, 1) for i in range(len(pairs))])
-            far = descriptors(remote, [(d, 1) for d in dst_sorted], (move.dst_head, move.count), slabs=True)
-            return self._transfer("WRITE", request_id, staging, near, remote, far, f"{SLABS}{note}".encode())
-        return self._blocks("WRITE", request_id, self.info, src_blocks, remote, dst_blocks, note.encode(),
-                            ((move.src_head, move.count), (move.dst_head, move.count)))
+        near = descriptors(staging, [(i, 1) for i in range(len(pairs))])
+        far = descriptors(remote, [(d, 1) for d in dst_sorted], (move.dst_head, move.count), slabs=True)
+        return self._transfer("WRITE", request_id, staging, near, remote, far, f"{SLABS}{note}".encode())
 
     def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
         """Write our heads of `src_blocks` into the ranks of `peer` that hold them (none: done at once)."""

@@ -15,14 +15,11 @@ allocator.
 
 from __future__ import annotations
 
-import logging
 from typing import NamedTuple
 
 import torch
 
 from trtllm_mixquant.runtime.kv_cache import KVCache
-
-log = logging.getLogger(__name__)
 
 
 class Buffer(NamedTuple):
@@ -87,7 +84,6 @@ class Staging:
         None where the GPU has no memory left for one."""
         buffer = self._take(len(blocks), count)
         if buffer is None:
-            log.warning("no GPU memory to stage the KV of %s: its heads move a token at a time (slower)", request_id)
             return None
         gather_heads(self.kv, blocks, first, buffer, head_major)
         if buffer.k.is_cuda:
