@@ -24,8 +24,8 @@ from trtllm_mixquant.runtime.kv_cache import KVCache
 
 class Buffer(NamedTuple):
     registration: object  # NIXL's registration of k and v
-    k: torch.Tensor  # [layers, capacity, block_size, count, D]
-    v: torch.Tensor
+    k: torch.Tensor  # [layers, capacity, block_size, count, D]; head-major slabs fill each block's
+    v: torch.Tensor  # bytes as [count, block_size, D] instead
 
     @property
     def capacity(self) -> int:
