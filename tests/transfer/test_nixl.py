@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from trtllm_mixquant.transfer.base import KVLayoutError, PeerInfo
-from trtllm_mixquant.transfer.nixl import NixlKVTransport, block_runs
+from trtllm_mixquant.transfer.base import KVLayoutError, PeerInfo, block_runs
+from trtllm_mixquant.transfer.nixl import NixlKVTransport
 from trtllm_mixquant.manifest import KVCacheLayout
 from trtllm_mixquant.runtime.kv_cache import KVCache
 

@@ -195,3 +195,20 @@ def pool_info(name: str, kv: KVCache, **address: Any) -> PeerInfo:
 def kv_bytes(kv: KVCache, num_blocks: int) -> int:
     """Bytes of `num_blocks` blocks of K and V over every layer."""
     return num_blocks * kv.layout.block_size * kv.layout.bytes_per_token()
+
+
+def block_runs(src: list[int], dst: list[int], max_blocks: int) -> list[tuple[int, int, int]]:
+    """Coalesce parallel block lists into (src_start, dst_start, length) runs of consecutive blocks,
+    each at most `max_blocks` long.
+
+    The pairs are copies in no particular order, so they are sorted by source block first: a block
+    manager hands recycled blocks out in descending order (a sequence's blocks are freed tail first),
+    and pairs taken in list order would then give one 64 KiB descriptor per block.
+    """
+    runs: list[list[int]] = []
+    for s, d in sorted(zip(src, dst)):
+        if runs and runs[-1][2] < max_blocks and runs[-1][0] + runs[-1][2] == s and runs[-1][1] + runs[-1][2] == d:
+            runs[-1][2] += 1
+        else:
+            runs.append([s, d, 1])
+    return [tuple(r) for r in runs]

@@ -36,6 +36,7 @@ from trtllm_mixquant.transfer.base import (
     HeadMove,
     KVLayoutError,
     PeerInfo,
+    block_runs,
     kv_bytes,
     moved_bytes,
     outgoing_moves,
@@ -47,30 +48,13 @@ from trtllm_mixquant.transfer.staging import Staging, token_major
 log = logging.getLogger(__name__)
 
 # Longest descriptor. 16 MiB descriptors moved 1.2 GB at 212 GB/s on two H100s; a 4.6 GB transfer
-# measured 9-11 GB/s only because it was cut into 64 KiB descriptors (see `block_runs`).
+# measured 9-11 GB/s only because it was cut into 64 KiB descriptors (see `base.block_runs`).
 MAX_DESCRIPTOR_BYTES = 16 << 20
 READ_NOTE = b"read:"  # prefixes the notification a reader sends the pool it read from
 # Marks a write note whose heads arrive as slabs: each sender of a receiving rank whose rows several
 # senders fill writes its heads of a block as one [count, block_size, D] slab at their place in a
 # head-major [Hkv, block_size, D] block, and the receiver turns its blocks token-major once all landed.
-SLABS = "h"
-
-
-def block_runs(src: list[int], dst: list[int], max_blocks: int) -> list[tuple[int, int, int]]:
-    """Coalesce parallel block lists into (src_start, dst_start, length) runs of consecutive blocks,
-    each at most `max_blocks` long.
-
-    The pairs are copies in no particular order, so they are sorted by source block first: a block
-    manager hands recycled blocks out in descending order (a sequence's blocks are freed tail first),
-    and pairs taken in list order would then give one 64 KiB descriptor per block.
-    """
-    runs: list[list[int]] = []
-    for s, d in sorted(zip(src, dst)):
-        if runs and runs[-1][2] < max_blocks and runs[-1][0] + runs[-1][2] == s and runs[-1][1] + runs[-1][2] == d:
-            runs[-1][2] += 1
-        else:
-            runs.append([s, d, 1])
-    return [tuple(r) for r in runs]
+SLABS = b"h"
 
 
 def descriptors(info: PeerInfo, runs: list[tuple[int, int]], heads: tuple[int, int] | None = None,
@@ -206,9 +190,9 @@ class NixlKVTransport:
         both pools hold exactly those heads; else gathered into staging first, then whole blocks where
         the receiver holds just these heads (a token's heads at a time if there is no memory to stage),
         slabs (`SLABS`) where other senders fill the rest of its rows."""
-        note = f"{move.arrivals}:{request_id}"
+        note = f"{move.arrivals}:{request_id}".encode()
         if move.whole_rows(self.info.layout, remote.layout):
-            return self._blocks("WRITE", request_id, self.info, src_blocks, remote, dst_blocks, note.encode())
+            return self._blocks("WRITE", request_id, self.info, src_blocks, remote, dst_blocks, note)
         whole = move.count == remote.layout.local_kv_heads
         pairs = sorted(zip(dst_blocks, src_blocks))  # staged in the receiver's block order: long runs
         staging = self._staged(request_id, [s for _, s in pairs], move, head_major=not whole)
@@ -217,15 +201,15 @@ class NixlKVTransport:
                                "the context worker more free memory (fewer --kv-cache-blocks)")
         if staging is None:
             log.warning("no GPU memory to stage the KV of %s: its heads move a token at a time (slower)", request_id)
-            return self._blocks("WRITE", request_id, self.info, src_blocks, remote, dst_blocks, note.encode(),
+            return self._blocks("WRITE", request_id, self.info, src_blocks, remote, dst_blocks, note,
                                 ((move.src_head, move.count), (move.dst_head, move.count)))
         dst_sorted = [d for d, _ in pairs]
         if whole:
             return self._blocks("WRITE", request_id, staging, list(range(len(pairs))), remote, dst_sorted,
-                                note.encode())
+                                note)
         near = descriptors(staging, [(i, 1) for i in range(len(pairs))])
         far = descriptors(remote, [(d, 1) for d in dst_sorted], (move.dst_head, move.count), slabs=True)
-        return self._transfer("WRITE", request_id, staging, near, remote, far, f"{SLABS}{note}".encode())
+        return self._transfer("WRITE", request_id, staging, near, remote, far, SLABS + note)
 
     def send(self, request_id: str, src_blocks: list[int], peer: str, dst_blocks: list[int]) -> int:
         """Write our heads of `src_blocks` into the ranks of `peer` that hold them (none: done at once)."""
@@ -298,9 +282,9 @@ class NixlKVTransport:
                 if msg.startswith(READ_NOTE):
                     self.notes[True].append(msg[len(READ_NOTE):].decode())
                     continue
-                arrivals, _, request_id = msg.decode().partition(":")
-                if arrivals.startswith(SLABS):
-                    arrivals = arrivals[len(SLABS):]
+                slabs = msg.startswith(SLABS)
+                arrivals, _, request_id = msg[len(SLABS) if slabs else 0:].decode().partition(":")
+                if slabs:
                     self.slabbed.add(request_id)
                 if self.arrivals.land(request_id, int(arrivals)):
                     self._landed(request_id)

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import torch
 
 from trtllm_mixquant.runtime.kv_cache import KVCache
+from trtllm_mixquant.transfer.base import block_runs
 
 
 class Buffer(NamedTuple):
@@ -32,17 +33,6 @@ class Buffer(NamedTuple):
         return self.k.shape[1]
 
 
-def run_starts(blocks: list[int]) -> list[tuple[int, int, int]]:
-    """(position, first block, length) of each run of consecutive blocks in `blocks`, in order."""
-    runs: list[list[int]] = []
-    for pos, block in enumerate(blocks):
-        if runs and runs[-1][1] + runs[-1][2] == block:
-            runs[-1][2] += 1
-        else:
-            runs.append([pos, block, 1])
-    return [tuple(r) for r in runs]
-
-
 def gather_heads(kv: KVCache, blocks: list[int], first: int, out: Buffer, head_major: bool = False) -> None:
     """K and V of `blocks` (in this order), heads [first, first + count) only, into out's first
     len(blocks) rows: [block_size, count, D] each, or [count, block_size, D] if `head_major`. Copied a
@@ -51,7 +41,7 @@ def gather_heads(kv: KVCache, blocks: list[int], first: int, out: Buffer, head_m
     layers, _, block_size, count, dim = out.k.shape
     for pool, staged in ((kv.k_blocks, out.k), (kv.v_blocks, out.v)):
         heads = pool[:, :, :, first:first + count]
-        for pos, start, n in run_starts(blocks):
+        for pos, start, n in block_runs(list(range(len(blocks))), blocks, len(blocks)):
             if head_major:
                 staged[:, pos:pos + n].view(layers, n, count, block_size, dim)[:] = \
                     heads[:, start:start + n].transpose(2, 3)
@@ -64,7 +54,7 @@ def token_major(kv: KVCache, blocks: list[int]) -> None:
     senders), into the pool's token-major [block_size, Hkv, D], in place."""
     layers, _, block_size, heads, dim = kv.k_blocks.shape
     for pool in (kv.k_blocks, kv.v_blocks):
-        for _, start, n in run_starts(sorted(blocks)):
+        for start, _, n in block_runs(blocks, blocks, len(blocks)):
             landed = pool[:, start:start + n]
             landed.copy_(landed.view(layers, n, heads, block_size, dim).transpose(2, 3).clone())
 
