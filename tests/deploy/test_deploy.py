@@ -15,7 +15,7 @@ import yaml
 from tests.deploy.local_run import LocalPods
 from tests.deploy.validate import TRTLLM, check_disagg, check_trtllm_args, validate_manifest
 from trtllm_mixquant.deploy.spec import DeployError, Pool, make_spec
-from trtllm_mixquant.dynamo.local import get, serving_workers
+from trtllm_mixquant.dynamo.local import get, routable_models, serving_workers
 from trtllm_mixquant.deploy.write import render, write
 
 pytest.importorskip("kubernetes_validate")
@@ -32,23 +32,6 @@ def wait_for(predicate, timeout: float = 60.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
-
-
-def first_reply(client, model: str, timeout: float = 60.0):
-    """The first chat completion of a deployment that just came up. Dynamo's frontend lists a worker
-    in /health a moment before its routers can reach it, and answers 503 ("no usable service path",
-    retryable by its own documentation) meanwhile; only 503 is retried, any other error fails."""
-    import openai
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return client.chat.completions.create(model=model, max_tokens=8, temperature=0,
-                                                  messages=[{"role": "user", "content": "hello there"}])
-        except openai.APIStatusError as e:
-            if e.status_code != 503 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def documents(files: dict[str, str], name: str) -> list[dict]:
@@ -170,10 +153,11 @@ def test_the_manifests_commands_serve_a_chat_request_together(engines, tmp_path,
         pods.wait_ready()
         url = pods.service_url(service) if service else pods.container("frontend").url("http")
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=120)
-        if target == "dynamo":  # readiness of each pod is not the frontend knowing both roles yet
-            wait_for(lambda: all(serving_workers(url).values()))
+        if target == "dynamo":  # each pod's readiness is not yet the frontend routing through both roles
+            wait_for(lambda: all(serving_workers(url).values()) and routable_models(url))
         model = "mixquant" if target == "dynamo" else engines.name  # `serve` names the model after its folder
-        reply = first_reply(client, model)
+        reply = client.chat.completions.create(model=model, max_tokens=8, temperature=0,
+                                               messages=[{"role": "user", "content": "hello there"}])
         assert reply.choices[0].finish_reason in ("stop", "length") and reply.usage.completion_tokens > 0
         if target == "dynamo":  # the quantized prefill ran on the context pod
             metrics = get(pods.container("context").url(9090) + "/metrics")[1]

@@ -47,6 +47,21 @@ def serving_workers(frontend_url: str, roles: tuple[str, ...] = ("context", "gen
     return counts
 
 
+def routable_models(frontend_url: str, prefill: bool = True) -> set[str]:
+    """Models the frontend at `frontend_url` can route a request for now: its `model_ready` gauge is 1
+    and, with `prefill`, its prefill router is up (the router's queue gauge for `worker_type="prefill"`).
+
+    /health lists a worker's endpoint some 150 ms (idle machine) before that: a request in between is
+    answered 404, then 503 ("not ready to serve requests yet", then "Service temporarily unavailable")."""
+    ready, prefilling = set(), set()
+    for line in get(frontend_url + "/metrics")[1].splitlines():
+        if line.startswith("dynamo_frontend_model_ready{") and line.endswith(" 1"):
+            ready.add(line.split('model="')[1].split('"')[0])
+        elif line.startswith("dynamo_frontend_router_queue_pending_requests{") and 'worker_type="prefill"' in line:
+            prefilling.add(line.split('model="')[1].split('"')[0])
+    return ready & prefilling if prefill else ready
+
+
 @dataclass
 class GraphProcess:
     name: str  # frontend, context0, generation1, ...
@@ -132,15 +147,17 @@ class LocalGraph:
         return serving_workers(self.url, tuple(self.counts))
 
     def wait_ready(self, timeout: float = 180.0) -> float:
-        """Wait until every live worker serves and the frontend knows them all; returns the seconds waited."""
+        """Wait until every live worker serves, the frontend knows them all and can route a request
+        through them (prefill router included, with context workers); returns the seconds waited."""
         start = time.monotonic()
         while True:
             dead = [p.name for p in self.processes.values() if not p.alive()]
             if dead:
                 raise RuntimeError(f"{', '.join(dead)} exited; see {self.folder}/*.log")
             want = {role: len(self.workers(role)) for role in self.counts}
-            if self.registered() == want and all(get(f"http://127.0.0.1:{p.system_port}/health")[0] == 200
-                                                 for role in self.counts for p in self.workers(role)):
+            if (self.registered() == want and routable_models(self.url, prefill=want.get("context", 0) > 0)
+                    and all(get(f"http://127.0.0.1:{p.system_port}/health")[0] == 200
+                            for role in self.counts for p in self.workers(role))):
                 return time.monotonic() - start
             if time.monotonic() - start > timeout:
                 raise TimeoutError(f"the graph was not ready in {timeout:g} s (frontend knows {self.registered()}, "
